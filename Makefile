@@ -1,0 +1,36 @@
+# The whole set-up on a fresh machine is one of these two commands:
+#   make demo   # create .venv, install, run the built-in demo into demo_output/
+#   make test   # create .venv, install, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_OUT ?= demo_output
+
+.PHONY: install demo test bench lint clean
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 first: pip takes the CPU wheel from local disk; an unpinned torch would pull a CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: install
+	$(VENV)/bin/faket demo -o $(DEMO_OUT)
+
+test: install
+	$(PY) -m pytest -W error
+
+bench: install
+	$(PY) benchmarks/projection.py
+
+lint: install
+	$(PY) -m pip install --quiet ruff mypy
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT)

@@ -1,0 +1,63 @@
+"""The project's conventions, in one place.
+
+Arrays
+------
+- Volume: float32 ``(nz, ny, nx)``; Z is the beam direction at zero tilt.
+- Tilt-series: float32 ``(n_tilts, ny, nx)``; one image per tilt, in file order.
+- The tilt axis is the volume's Y axis. Each Y-slice of a volume is a ``(nz, nx)``
+  image that is projected like a 2D Radon transform (scikit-image ``radon``
+  convention, ``circle=False``).
+- Pixel/voxel sizes are in Angstrom and travel in MRC headers and provenance.
+- Tilt angles are in degrees, in the order of the tilt-series' images.
+
+Centres
+-------
+The centre of an axis of length ``n`` is the pixel ``n // 2`` (scikit-image and
+MRC/IMOD practice for even sizes). A centred crop of length ``m`` from length ``n``
+therefore starts at ``n // 2 - m // 2``, so that centre pixel ``n // 2`` lands on
+``m // 2``.
+
+Contrast
+--------
+Projections are negated line integrals (``dose - sum`` with dose 0): dense matter
+is darker than the background, as in transmission images.
+"""
+
+from __future__ import annotations
+
+VOLUME_AXES = ("z", "y", "x")
+"""Axis order of every volume array."""
+
+TILT_SERIES_AXES = ("tilt", "y", "x")
+"""Axis order of every tilt-series array."""
+
+TILT_AXIS = "y"
+"""The volume axis the specimen is tilted about."""
+
+DTYPE = "float32"
+"""dtype of every volume and tilt-series written to disk."""
+
+
+def centre_index(n: int) -> int:
+    """Return the index of the centre pixel of an axis of length ``n`` (``n // 2``)."""
+    return n // 2
+
+
+def centred_crop_start(n: int, m: int) -> int:
+    """Return the start of a centred crop of length ``m`` from an axis of length ``n``.
+
+    Parameters
+    ----------
+    n : int
+        Length of the axis to crop.
+    m : int
+        Length of the crop, ``0 < m <= n``.
+
+    Returns
+    -------
+    int
+        ``n // 2 - m // 2``, so that pixel ``n // 2`` becomes pixel ``m // 2``.
+    """
+    if not 0 < m <= n:
+        raise ValueError(f"cannot crop {m} pixels centred from an axis of {n} pixels")
+    return centre_index(n) - centre_index(m)

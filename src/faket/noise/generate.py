@@ -1,0 +1,203 @@
+"""Turn a noiseless tilt-series into the noisy, content and baseline modalities.
+
+Per tilt: standardise the noiseless image, multiply it by ``r``, add white Gaussian noise
+of standard deviation ``sigma * sigma_scale``, then give the result exactly the target
+mean and std. The modalities differ only in how the measured statistics are pooled
+(polynomial order over the tilt index) and in how much noise is added:
+
+- ``noisy`` (FakET's initial image): order 2, full noise.
+- ``content`` (FakET's content image): order 2, a quarter of the noise.
+- ``baseline`` (the Gaussian-noise baseline): order 0, full noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Integral
+
+import torch
+
+from faket.errors import FaketInputError
+from faket.noise.aggregate import aggregate_tilt_stats
+from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
+
+__all__ = ["MODALITIES", "ModalitySpec", "apply_noise", "make_modality"]
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """How to make one modality from measured statistics.
+
+    Attributes
+    ----------
+    order : int
+        Degree of the polynomial fitted over the tilt index before averaging tomograms.
+    sigma_scale : float
+        Factor on the fitted noise level ``sigma``.
+    description : str
+        One line for help texts and reports.
+    """
+
+    order: int
+    sigma_scale: float
+    description: str
+
+
+MODALITIES: dict[str, ModalitySpec] = {
+    "noisy": ModalitySpec(
+        order=2,
+        sigma_scale=1.0,
+        description="order-2 fitted r, sigma, mean, std; full noise (FakET's initial image)",
+    ),
+    "content": ModalitySpec(
+        order=2,
+        sigma_scale=0.25,
+        description="order-2 fitted statistics; a quarter of the noise (FakET's content image)",
+    ),
+    "baseline": ModalitySpec(
+        order=0,
+        sigma_scale=1.0,
+        description="one global r, sigma, mean, std; full noise (Gaussian-noise baseline)",
+    ),
+}
+"""The modalities the noise stage makes, by name."""
+
+
+def _standardise_or_zero(x: torch.Tensor) -> torch.Tensor:
+    """Standardise each tilt of ``x`` (population std); constant tilts become zeros."""
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    std = x.std(dim=(-2, -1), correction=0, keepdim=True)
+    constant = _constant_tilts(x)[:, None, None]
+    safe_std = torch.where(constant | (std == 0), torch.ones_like(std), std)
+    return torch.where(constant, torch.zeros_like(x), (x - mean) / safe_std)
+
+
+def apply_noise(
+    noiseless: torch.Tensor,
+    stats: TiltStats,
+    *,
+    sigma_scale: float = 1.0,
+    seed: int,
+) -> torch.Tensor:
+    """Make a noisy tilt-series from a noiseless one and per-tilt statistics.
+
+    For tilt ``i``: ``x = r[i] * standardise(noiseless[i]) + sigma[i] * sigma_scale * n``
+    with ``n`` standard white Gaussian noise; the output is
+    ``standardise(x) * std[i] + mean[i]``.
+
+    The final re-standardisation is a decision: ``x`` has variance ``r**2 + (sigma *
+    sigma_scale)**2``, which is not 1 for fitted curves or a reduced ``sigma_scale``.
+    Standardising it gives every output tilt exactly the target mean and std (up to
+    floating-point rounding), so the modalities share the grey levels of the reference
+    data, as the method prescribes ("shift and scale each tilt to the aggregated mean and
+    std").
+
+    A constant noiseless tilt (e.g. an empty volume's projection) has no defined
+    standardisation; it is treated as zeros, so that tilt of the output is pure noise
+    with the target mean and std (or the constant ``mean`` when ``sigma`` is also 0).
+    It never produces NaN.
+
+    Parameters
+    ----------
+    noiseless : torch.Tensor
+        ``(n_tilts, ny, nx)`` floating tilt-series, tilt axis Y.
+    stats : TiltStats
+        Per-tilt target curves with ``n_tilts`` equal to the stack's, usually from
+        :func:`faket.noise.aggregate_tilt_stats`; ``std`` > 0 and ``sigma`` >= 0.
+    sigma_scale : float, default 1.0
+        Factor on ``sigma`` (0.25 for the content modality), >= 0.
+    seed : int
+        Seed of the ``torch.Generator`` on ``noiseless``' device that draws the noise.
+        The same seed, input, dtype and device give bit-identical output.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_tilts, ny, nx)``, dtype and device of ``noiseless``, in the stats' grey units.
+        Computed in the input's dtype (float32 for half-precision inputs).
+
+    Raises
+    ------
+    faket.errors.FaketInputError
+        If ``noiseless`` is not a finite floating ``(n_tilts, ny, nx)`` tensor or its tilt
+        count differs from the stats'.
+    ValueError
+        If ``sigma_scale`` is negative, a ``std`` is not positive, a ``sigma`` is negative
+        or ``seed`` is not an integer.
+    """
+    _check_tilt_series(noiseless, "noiseless")
+    if not isinstance(stats, TiltStats):
+        raise ValueError(f"stats must be a TiltStats, got {type(stats).__name__}")
+    if stats.n_tilts != noiseless.shape[0]:
+        raise FaketInputError(
+            f"the noise statistics describe {stats.n_tilts} tilts but the noiseless "
+            f"tilt-series has {noiseless.shape[0]}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    sigma_scale = float(sigma_scale)
+    if not sigma_scale >= 0.0 or sigma_scale == float("inf"):
+        raise ValueError(f"sigma_scale must be finite and >= 0, got {sigma_scale}")
+    if not bool((stats.std > 0).all()):
+        raise ValueError("every tilt's target std must be positive")
+    if not bool((stats.sigma >= 0).all()):
+        raise ValueError("every tilt's sigma must be >= 0")
+
+    dtype = noiseless.dtype
+    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    device = noiseless.device
+
+    def per_tilt(values: torch.Tensor) -> torch.Tensor:
+        return values.to(device=device, dtype=compute)[:, None, None]
+
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    noise = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
+    signal = _standardise_or_zero(noiseless.to(compute))
+    x = per_tilt(stats.r) * signal + per_tilt(stats.sigma * sigma_scale) * noise
+    out = _standardise_or_zero(x) * per_tilt(stats.std) + per_tilt(stats.mean)
+    return out.to(dtype)
+
+
+def make_modality(
+    noiseless: torch.Tensor,
+    measured: Sequence[TiltStats],
+    modality: str,
+    *,
+    seed: int,
+) -> torch.Tensor:
+    """Make one modality (``noisy``, ``content`` or ``baseline``) of a noiseless tilt-series.
+
+    Aggregates ``measured`` with the modality's polynomial order
+    (:func:`faket.noise.aggregate_tilt_stats`) and applies the result with its
+    ``sigma_scale`` (:func:`apply_noise`); see :data:`MODALITIES`.
+
+    Parameters
+    ----------
+    noiseless : torch.Tensor
+        ``(n_tilts, ny, nx)`` floating tilt-series, tilt axis Y.
+    measured : sequence of TiltStats
+        Per-tilt statistics of the reference tomograms, each with ``n_tilts`` tilts.
+    modality : str
+        A key of :data:`MODALITIES`.
+    seed : int
+        Seed of the noise.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_tilts, ny, nx)``, dtype and device of ``noiseless``.
+
+    Raises
+    ------
+    ValueError
+        If ``modality`` is unknown (the message lists the valid ones), or as raised by
+        :func:`faket.noise.aggregate_tilt_stats` and :func:`apply_noise`.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"unknown modality {modality!r}; valid modalities are {', '.join(MODALITIES)}"
+        )
+    spec = MODALITIES[modality]
+    stats = aggregate_tilt_stats(measured, spec.order)
+    return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed)
