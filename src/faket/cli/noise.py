@@ -1,0 +1,168 @@
+"""``faket noise``: measure noise statistics and make the noisy modalities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from faket.cli._common import DEVICE_OPTION, GreedyOptionsCommand, resolve_device
+
+_MRC = click.Path(dir_okay=False, path_type=Path)
+
+
+class _EstimateCommand(GreedyOptionsCommand):
+    greedy_options = ("--reference", "--noiseless", "--angles")
+
+
+@click.group()
+def noise() -> None:
+    """Noise statistics of reference data and the NOISY, CONTENT and BASELINE modalities."""
+
+
+@noise.command(cls=_EstimateCommand)
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    required=True,
+    type=_MRC,
+    help="Reference tilt-series MRC(s) of the microscope to mimic, (tilt, y, x).",
+)
+@click.option(
+    "--noiseless",
+    "noiseless_paths",
+    multiple=True,
+    type=_MRC,
+    help="Noiseless counterpart of each reference, same order and shape. Without it the "
+    "statistics come from the references alone (power-spectrum plateau).",
+)
+@click.option(
+    "--angles",
+    "angle_paths",
+    multiple=True,
+    type=_MRC,
+    help="Tilt angles in degrees (.tlt/.rawtlt/alignment_simulated.txt): one file for "
+    "all references or one per reference. Optional; recorded in the JSON.",
+)
+@click.option(
+    "--high-freq-band",
+    nargs=2,
+    type=click.FloatRange(0.0, 1.0),
+    default=(0.7, 0.95),
+    show_default=True,
+    help="Without --noiseless: the band of the power spectrum, in fractions of Nyquist, "
+    "where the noise is assumed white and the signal decayed.",
+)
+@click.option("-o", "--output", required=True, type=_MRC, help="Statistics JSON to write.")
+def estimate(
+    references: tuple[Path, ...],
+    noiseless_paths: tuple[Path, ...],
+    angle_paths: tuple[Path, ...],
+    high_freq_band: tuple[float, float],
+    output: Path,
+) -> None:
+    """Measure per-tilt r, sigma, mean and std of reference tilt-series.
+
+    With --noiseless (training pairs): r is the Pearson correlation of each standardised
+    reference tilt with its noiseless tilt (the exact minimiser of std(P - r C)) and sigma
+    the residual's std. Without: mean and std from the data, sigma from the
+    high-frequency plateau of the power spectrum, r = sqrt(1 - sigma^2). sigma and r are
+    in units of the tilt's std; mean and std in the reference's units.
+
+    \b
+    Examples:
+      faket noise estimate --reference R1.mrc R2.mrc --noiseless C1.mrc C2.mrc -o stats.json
+      faket noise estimate --reference mine.mrc --angles mine.tlt -o stats.json
+    """
+    import dataclasses
+
+    import torch
+
+    from faket.errors import FaketInputError
+    from faket.io import check_angle_count, read_mrc, read_tilt_angles, write_noise_stats
+    from faket.noise import estimate_tilt_stats, estimate_tilt_stats_unlabelled
+
+    if noiseless_paths and len(noiseless_paths) != len(references):
+        raise click.UsageError(
+            f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
+            "files; give one noiseless tilt-series per reference, in the same order"
+        )
+    if len(angle_paths) not in (0, 1, len(references)):
+        raise click.UsageError("give one --angles file for all references, or one per reference")
+    measured = []
+    for i, ref_path in enumerate(references):
+        ref = read_mrc(ref_path, ndim=3).data
+        angles = None
+        if angle_paths:
+            angles_path = angle_paths[i if len(angle_paths) > 1 else 0]
+            angles = read_tilt_angles(angles_path)
+            check_angle_count(ref.shape[0], angles, stack_path=ref_path, angles_path=angles_path)
+        reference = torch.from_numpy(ref)
+        if noiseless_paths:
+            clean = read_mrc(noiseless_paths[i], ndim=3).data
+            if clean.shape != ref.shape:
+                raise FaketInputError(
+                    f"shape {clean.shape} differs from the reference {ref_path} {ref.shape}",
+                    noiseless_paths[i],
+                )
+            stats = estimate_tilt_stats(reference, torch.from_numpy(clean), tilt_angles_deg=angles)
+        else:
+            stats = estimate_tilt_stats_unlabelled(
+                reference, tilt_angles_deg=angles, high_freq_band=high_freq_band
+            )
+        measured.append(dataclasses.replace(stats, source=str(ref_path)))
+        click.echo(
+            f"{ref_path}: {stats.n_tilts} tilts, {stats.method}, "
+            f"r {stats.r.min():.3f}..{stats.r.max():.3f}, "
+            f"sigma {stats.sigma.min():.3f}..{stats.sigma.max():.3f}"
+        )
+    write_noise_stats(measured, output)
+    click.echo(f"wrote {output}")
+
+
+@noise.command()
+@click.argument("noiseless", type=_MRC)
+@click.option("--stats", "stats_path", required=True, type=_MRC, help="Statistics JSON.")
+@click.option(
+    "--modality",
+    type=click.Choice(["noisy", "content", "baseline"]),
+    default="noisy",
+    show_default=True,
+    help="noisy: order-2 fits; content: noisy with sigma x 0.25; baseline: order-0 fits.",
+)
+@click.option("--seed", type=int, required=True, help="Seed of the Gaussian noise.")
+@click.option("-o", "--output", required=True, type=_MRC, help="Output tilt-series MRC.")
+@DEVICE_OPTION
+def apply(
+    noiseless: Path, stats_path: Path, modality: str, seed: int, output: Path, device: str
+) -> None:
+    """Make the NOISY, CONTENT or BASELINE modality of a NOISELESS tilt-series.
+
+    Per tilt: standardise, multiply by r, add Gaussian noise of std sigma (x 0.25 for
+    content), then shift and scale to the reference's mean and std, all from the
+    statistics' polynomial fits over the tilt index averaged over reference tomograms.
+
+    \b
+    Example:
+      faket noise apply noiseless.mrc --stats stats.json --modality noisy --seed 1 -o noisy.mrc
+    """
+    import torch
+
+    from faket.errors import FaketInputError
+    from faket.io import read_mrc, read_noise_stats, write_mrc
+    from faket.noise import make_modality
+
+    clean = read_mrc(noiseless, ndim=3)
+    measured = read_noise_stats(stats_path)
+    for stats in measured:
+        if stats.n_tilts != clean.data.shape[0]:
+            raise FaketInputError(
+                f"has statistics for {stats.n_tilts} tilts but {noiseless} has "
+                f"{clean.data.shape[0]} images",
+                stats_path,
+            )
+    tensor = torch.from_numpy(clean.data).to(resolve_device(device))
+    out = make_modality(tensor, measured, modality, seed=seed)
+    write_mrc(out, output, voxel_size_a=clean.voxel_size_a)
+    click.echo(f"wrote {output}: {modality}, seed {seed}, {tuple(out.shape)} (tilt, y, x)")

@@ -1,0 +1,27 @@
+"""File formats: MRC volumes and tilt-series, tilt angles, particle lists.
+
+Readers raise :class:`faket.errors.FaketInputError` (one line naming the file and the
+problem) for bad input; writers are atomic (see `atomic_write`).
+"""
+
+from faket.io._atomic import atomic_write
+from faket.io.angles import check_angle_count, read_tilt_angles, write_tilt_angles
+from faket.io.mrc import MrcData, read_mrc, read_voxel_size, write_mrc
+from faket.io.noise_stats import read_noise_stats, write_noise_stats
+from faket.io.particles import Particle, read_particle_locations, write_particle_locations
+
+__all__ = [
+    "MrcData",
+    "Particle",
+    "atomic_write",
+    "check_angle_count",
+    "read_mrc",
+    "read_noise_stats",
+    "read_particle_locations",
+    "read_tilt_angles",
+    "read_voxel_size",
+    "write_mrc",
+    "write_noise_stats",
+    "write_particle_locations",
+    "write_tilt_angles",
+]

@@ -1,0 +1,216 @@
+"""Read and write per-tilt noise statistics as a small, human-readable JSON file.
+
+Layout (version 1)::
+
+    {
+      "format": "faket-noise-stats",
+      "version": 1,
+      "tomograms": [
+        {
+          "source": "tomo_01.mrc",
+          "method": "paired",
+          "tilt_angles_deg": [-60.0, -58.0, ...],
+          "r": [0.31, ...],
+          "sigma": [0.95, ...],
+          "mean": [12.1, ...],
+          "std": [3.4, ...]
+        }
+      ]
+    }
+
+``tilt_angles_deg`` may be ``null``. Lists are written on one line each. Numbers are
+written with Python's shortest round-trip representation, so a float64 value reads back
+bit-identical.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from faket.errors import FaketInputError
+from faket.io._atomic import atomic_write
+from faket.io._text import require_file
+from faket.noise.stats import METHODS, TiltStats
+
+__all__ = ["NOISE_STATS_FORMAT", "NOISE_STATS_VERSION", "read_noise_stats", "write_noise_stats"]
+
+NOISE_STATS_FORMAT = "faket-noise-stats"
+"""Value of the ``"format"`` key that identifies a noise-statistics file."""
+
+NOISE_STATS_VERSION = 1
+"""Version of the layout written by :func:`write_noise_stats`."""
+
+_CURVES = ("r", "sigma", "mean", "std")
+_KEYS = ("source", "method", "tilt_angles_deg", *_CURVES)
+
+
+def _json_list(values: torch.Tensor) -> str:
+    return json.dumps([float(v) for v in values.detach().cpu().tolist()], allow_nan=False)
+
+
+def _format(stats: Sequence[TiltStats]) -> str:
+    blocks = []
+    for s in stats:
+        angles = "null" if s.tilt_angles_deg is None else _json_list(s.tilt_angles_deg)
+        fields = [
+            f'"source": {json.dumps(s.source)}',
+            f'"method": {json.dumps(s.method)}',
+            f'"tilt_angles_deg": {angles}',
+            *(f'"{name}": {_json_list(getattr(s, name))}' for name in _CURVES),
+        ]
+        blocks.append("    {\n      " + ",\n      ".join(fields) + "\n    }")
+    return (
+        "{\n"
+        f'  "format": "{NOISE_STATS_FORMAT}",\n'
+        f'  "version": {NOISE_STATS_VERSION},\n'
+        '  "tomograms": [\n' + ",\n".join(blocks) + "\n  ]\n}\n"
+    )
+
+
+def write_noise_stats(stats: Sequence[TiltStats], path: str | os.PathLike[str]) -> None:
+    """Write the statistics of one or more tomograms to a JSON file, atomically.
+
+    Parameters
+    ----------
+    stats : sequence of TiltStats
+        One entry per tomogram, in the order they should be read back.
+    path : str or PathLike
+        The file to write (conventionally ``*.json``). Its folder must exist; an existing
+        file is replaced only once the new one is complete.
+
+    Raises
+    ------
+    ValueError
+        If ``stats`` is empty or holds something other than TiltStats.
+    faket.errors.FaketInputError
+        If the folder does not exist or cannot be written.
+    """
+    if isinstance(stats, TiltStats):
+        stats = [stats]
+    if len(stats) == 0:
+        raise ValueError("there are no noise statistics to write (empty sequence)")
+    for i, s in enumerate(stats):
+        if not isinstance(s, TiltStats):
+            raise ValueError(f"item {i} is a {type(s).__name__}, not TiltStats")
+    text = _format(stats)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _numbers(value: Any, where: str, path: Path) -> list[float]:
+    if not isinstance(value, list):
+        raise FaketInputError(f"{where} must be a list of numbers", path)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise FaketInputError(f"{where} must be a list of numbers, found {v!r}", path)
+        if not math.isfinite(v):
+            raise FaketInputError(f"{where} holds a non-finite number", path)
+    return [float(v) for v in value]
+
+
+def _tomogram(entry: Any, i: int, path: Path) -> TiltStats:
+    where = f"tomogram {i}"
+    if not isinstance(entry, dict):
+        raise FaketInputError(f"{where} must be a JSON object", path)
+    missing = [k for k in _KEYS if k not in entry]
+    if missing:
+        raise FaketInputError(f"{where} lacks the key(s) {', '.join(missing)}", path)
+    source, method = entry["source"], entry["method"]
+    if not isinstance(source, str):
+        raise FaketInputError(f'{where}: "source" must be a string', path)
+    if method not in METHODS:
+        raise FaketInputError(
+            f'{where}: "method" must be one of {", ".join(METHODS)}, got {method!r}', path
+        )
+    curves = {k: _numbers(entry[k], f'{where} "{k}"', path) for k in _CURVES}
+    angles = entry["tilt_angles_deg"]
+    if angles is not None:
+        curves["tilt_angles_deg"] = _numbers(angles, f'{where} "tilt_angles_deg"', path)
+    lengths = {k: len(v) for k, v in curves.items()}
+    if len(set(lengths.values())) != 1:
+        found = ", ".join(f"{k} {n}" for k, n in lengths.items())
+        raise FaketInputError(f"{where} has lists of different lengths ({found})", path)
+    if lengths["r"] == 0:
+        raise FaketInputError(f"{where} has no tilts", path)
+    try:
+        return TiltStats(
+            r=torch.tensor(curves["r"], dtype=torch.float64),
+            sigma=torch.tensor(curves["sigma"], dtype=torch.float64),
+            mean=torch.tensor(curves["mean"], dtype=torch.float64),
+            std=torch.tensor(curves["std"], dtype=torch.float64),
+            tilt_angles_deg=(
+                None
+                if angles is None
+                else torch.tensor(curves["tilt_angles_deg"], dtype=torch.float64)
+            ),
+            method=method,
+            source=source,
+        )
+    except ValueError as err:  # pragma: no cover - the checks above catch what it checks
+        raise FaketInputError(f"{where}: {err}", path) from err
+
+
+def read_noise_stats(path: str | os.PathLike[str]) -> list[TiltStats]:
+    """Read the statistics written by :func:`write_noise_stats`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A ``faket-noise-stats`` JSON file.
+
+    Returns
+    -------
+    list of TiltStats
+        One per tomogram, in file order; float64 tensors on the CPU.
+
+    Raises
+    ------
+    faket.errors.FaketInputError
+        With a one-line message naming ``path`` if the file is missing or unreadable, is
+        not JSON, is not a ``faket-noise-stats`` file of a known version, lacks a key,
+        has lists of different lengths, or holds non-numeric or non-finite numbers.
+    """
+    file = require_file(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise FaketInputError("not a JSON file (it is not UTF-8 text)", file) from None
+    except OSError as err:
+        raise FaketInputError(f"cannot read the file ({err.strerror})", file) from err
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as err:
+        raise FaketInputError(
+            f"not a JSON file ({err.msg} at line {err.lineno}, column {err.colno})", file
+        ) from None
+    except ValueError as err:  # NaN / Infinity tokens
+        raise FaketInputError(f"{err}; every value must be finite", file) from None
+    if not isinstance(data, dict) or data.get("format") != NOISE_STATS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise FaketInputError(
+            f'not a noise-statistics file ("format" is {found!r}, '
+            f"expected {NOISE_STATS_FORMAT!r})",
+            file,
+        )
+    version = data.get("version")
+    if version != NOISE_STATS_VERSION or isinstance(version, bool):
+        raise FaketInputError(
+            f"unsupported noise-statistics version {version!r} "
+            f"(this faket reads version {NOISE_STATS_VERSION})",
+            file,
+        )
+    tomograms = data.get("tomograms")
+    if not isinstance(tomograms, list) or len(tomograms) == 0:
+        raise FaketInputError('"tomograms" must be a non-empty list', file)
+    return [_tomogram(entry, i, file) for i, entry in enumerate(tomograms)]

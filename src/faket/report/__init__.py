@@ -1,0 +1,19 @@
+"""Human reports: PNG figures and one HTML page per run."""
+
+from faket.report.figures import (
+    nearest_tilts,
+    plot_noise_stats,
+    plot_power_spectra,
+    plot_projections,
+)
+from faket.report.html import Section, render_report, write_report
+
+__all__ = [
+    "Section",
+    "nearest_tilts",
+    "plot_noise_stats",
+    "plot_power_spectra",
+    "plot_projections",
+    "render_report",
+    "write_report",
+]

@@ -1,0 +1,142 @@
+"""Figures a person would rather see than read, saved as PNG (matplotlib, Agg backend).
+
+Each function takes arrays, draws one figure and writes it atomically to ``path``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from faket.io import atomic_write
+
+
+def _figure(n_rows: int, n_cols: int, size: tuple[float, float]):  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib import pyplot as plt
+
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=size, squeeze=False)
+    return plt, fig, axes
+
+
+def _save(plt, fig, path: str | os.PathLike[str]) -> None:  # noqa: ANN001
+    fig.tight_layout()
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def nearest_tilts(tilt_angles_deg: Sequence[float], wanted_deg: Sequence[float]) -> list[int]:
+    """Return the index of the tilt nearest to each wanted angle (duplicates removed)."""
+    angles = np.asarray(tilt_angles_deg, dtype=float)
+    picked = [int(np.argmin(np.abs(angles - w))) for w in wanted_deg]
+    return list(dict.fromkeys(picked))
+
+
+def plot_projections(
+    series: Mapping[str, np.ndarray],
+    tilt_angles_deg: Sequence[float],
+    path: str | os.PathLike[str],
+    *,
+    wanted_deg: Sequence[float] = (-60.0, -40.0, 0.0, 40.0, 60.0),
+) -> None:
+    """Draw chosen tilts of several tilt-series side by side: a row per series.
+
+    Parameters
+    ----------
+    series : mapping of str to numpy.ndarray
+        Name -> ``(n_tilts, ny, nx)`` tilt-series, all with the same tilts.
+    tilt_angles_deg : sequence of float
+        ``(n_tilts,)`` angles in degrees.
+    path : str or PathLike
+        PNG to write.
+    wanted_deg : sequence of float
+        Angles to show; the nearest tilt of each is drawn.
+
+    Each image is drawn with its own 1st-99th percentile grey range.
+    """
+    columns = nearest_tilts(tilt_angles_deg, wanted_deg)
+    plt, fig, axes = _figure(len(series), len(columns), (2.2 * len(columns), 2.3 * len(series)))
+    for row, (name, stack) in enumerate(series.items()):
+        for col, t in enumerate(columns):
+            image = np.asarray(stack[t], dtype=np.float64)
+            low, high = np.percentile(image, [1, 99])
+            ax = axes[row, col]
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"{tilt_angles_deg[t]:+.0f} deg", fontsize=10)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=10)
+    _save(plt, fig, path)
+
+
+def plot_noise_stats(
+    measured: Mapping[str, Mapping[str, np.ndarray]],
+    fitted: Mapping[str, Mapping[str, np.ndarray]],
+    path: str | os.PathLike[str],
+) -> None:
+    """Draw per-tilt noise statistics (points) and fitted curves (lines).
+
+    Parameters
+    ----------
+    measured : mapping
+        Label -> {"r", "sigma", "mean", "std"} -> ``(n_tilts,)`` values, drawn as points.
+    fitted : mapping
+        Label -> the same keys -> ``(n_tilts,)`` curves (e.g. order-2 and order-0 fits),
+        drawn as lines.
+    path : str or PathLike
+        PNG to write.
+    """
+    keys = ("r", "sigma", "mean", "std")
+    titles = {
+        "r": "r (signal scale)",
+        "sigma": "sigma (noise, std units)",
+        "mean": "mean",
+        "std": "std",
+    }
+    plt, fig, axes = _figure(1, 4, (14, 3.2))
+    for ax, key in zip(axes[0], keys):
+        for label, values in measured.items():
+            ax.plot(values[key], ".", label=label, alpha=0.7)
+        for label, values in fitted.items():
+            ax.plot(values[key], "-", label=label)
+        ax.set_title(titles[key], fontsize=10)
+        ax.set_xlabel("tilt index")
+    axes[0, -1].legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+def plot_power_spectra(
+    spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike[str]
+) -> None:
+    """Draw radially averaged power spectra on a log scale, one line per series.
+
+    Parameters
+    ----------
+    spectra : mapping of str to (numpy.ndarray, numpy.ndarray)
+        Name -> (frequencies in cycles/pixel, power), each ``(n_bins,)``. Powers are
+        divided by their median, so series in different units share one axis.
+    path : str or PathLike
+        PNG to write.
+    """
+    plt, fig, axes = _figure(1, 1, (6, 4))
+    ax = axes[0, 0]
+    for name, (freq, power) in spectra.items():
+        power = np.asarray(power, dtype=np.float64)
+        ax.semilogy(freq, power / np.median(power[power > 0]), label=name)
+    ax.set_xlabel("spatial frequency (cycles/pixel)")
+    ax.set_ylabel("power / median")
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
+def figure_path(folder: str | os.PathLike[str], name: str) -> Path:
+    """Return ``folder/name.png``."""
+    return Path(folder) / f"{name}.png"
