@@ -83,8 +83,8 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Examples
     --------
-    >>> with atomic_write("angles.tlt") as tmp:  # doctest: +SKIP
-    ...     tmp.write_text("-60\\n0\\n60\\n")
+    >>> with atomic_write("volume.mrc") as tmp:  # doctest: +SKIP
+    ...     mrcfile.write(tmp, data, overwrite=True)
     """
     target = Path(path)
     folder = target.parent

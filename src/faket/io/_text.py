@@ -22,7 +22,7 @@ def require_file(path: str | os.PathLike[str]) -> Path:
 def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
     """Read a UTF-8 text file and return its lines, numbered from 1 as ``lines[n - 1]``.
 
-    Lines are split on ``"\\n"`` only (``"\\r\\n"`` endings are accepted), so the line
+    Lines are split at line feeds only (Windows CRLF endings are accepted), so the line
     numbers in error messages are the ones a text editor shows.
 
     Raises

@@ -7,8 +7,10 @@ for a volume, ``(tilt, y, x)`` for a tilt-series and ``(y, x)`` for an image (se
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
+import shutil
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -24,6 +26,8 @@ from faket.io._text import require_file
 
 _RELATIVE_TOLERANCE = 1e-5  # voxel sizes are float32 in the header
 _READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, Warning)
+_LABEL = "Created by faket (mrcfile)"
+_COPY_CHUNK_BYTES = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -176,12 +180,46 @@ def write_mrc(
             )
     if not overwrite and target.exists():
         raise FaketInputError("file exists and overwrite is off", target)
-    compression = _compression_for(target.name)
     with atomic_write(target) as temp:
-        with mrcfile.new(temp, compression=compression, overwrite=True) as mrc:
-            mrc.set_data(array)  # also sets the header's shape, mode and statistics
-            if voxel_size_a is not None:
-                mrc.voxel_size = voxel_size_a
+        if target.name.endswith(".gz"):
+            _write_gzip(array, voxel_size_a, temp, inner_name=target.name[: -len(".gz")])
+        else:
+            bzip2 = target.name.endswith(".bz2")
+            _write_plain(array, voxel_size_a, temp, compression="bzip2" if bzip2 else None)
+
+
+def _write_plain(
+    array: np.ndarray, voxel_size_a: float | None, file: Path, compression: str | None = None
+) -> None:
+    """Write an MRC file with mrcfile, with a fixed label so equal data give equal bytes."""
+    with mrcfile.new(file, compression=compression, overwrite=True) as mrc:
+        mrc.set_data(array)  # also sets the header's shape, mode and statistics
+        if voxel_size_a is not None:
+            mrc.voxel_size = voxel_size_a
+        mrc.header.label[0] = _LABEL  # mrcfile's default label has the time of day
+        mrc.header.nlabl = 1
+
+
+def _write_gzip(
+    array: np.ndarray, voxel_size_a: float | None, file: Path, *, inner_name: str
+) -> None:
+    """Write a gzip-compressed MRC file whose bytes depend on the data only.
+
+    mrcfile's own gzip writer stores the time and the (temporary) file name in the gzip
+    header; here the MRC is written plainly next to ``file`` and compressed with a zero
+    time stamp and the final name.
+    """
+    plain = file.with_suffix(".mrc")
+    try:
+        _write_plain(array, voxel_size_a, plain)
+        with open(plain, "rb") as source, open(file, "wb") as raw:
+            packed = gzip.GzipFile(
+                filename=inner_name, mode="wb", compresslevel=6, fileobj=raw, mtime=0
+            )
+            with packed:
+                shutil.copyfileobj(source, packed, _COPY_CHUNK_BYTES)
+    finally:
+        plain.unlink(missing_ok=True)
 
 
 def _open(file: Path, *, header_only: bool) -> tuple[Any, np.ndarray]:
@@ -293,12 +331,3 @@ def _as_float32_array(data: Any, target: Path) -> np.ndarray:
             f"refusing to write {n_bad} NaN/Inf values (of {array.size}, as float32)", target
         )
     return array
-
-
-def _compression_for(name: str) -> str | None:
-    """Return mrcfile's compression for a file name: gzip, bzip2 or None."""
-    if name.endswith(".gz"):
-        return "gzip"
-    if name.endswith(".bz2"):
-        return "bzip2"
-    return None

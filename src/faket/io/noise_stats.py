@@ -60,7 +60,7 @@ def _format(stats: Sequence[TiltStats]) -> str:
     for s in stats:
         angles = "null" if s.tilt_angles_deg is None else _json_list(s.tilt_angles_deg)
         fields = [
-            f'"source": {json.dumps(s.source)}',
+            f'"source": {json.dumps(s.source, ensure_ascii=False)}',
             f'"method": {json.dumps(s.method)}',
             f'"tilt_angles_deg": {angles}',
             *(f'"{name}": {_json_list(getattr(s, name))}' for name in _CURVES),

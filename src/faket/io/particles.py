@@ -85,7 +85,7 @@ def read_particle_locations(path: str | os.PathLike[str]) -> list[Particle]:
                 file,
             )
         values = []
-        for label, token in zip(_NUMBER_FIELDS, fields[1:]):
+        for label, token in zip(_NUMBER_FIELDS, fields[1:], strict=False):
             value = to_float(token)
             if value is None:
                 raise FaketInputError(

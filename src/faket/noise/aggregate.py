@@ -36,7 +36,7 @@ def _check_order(order: int, n_tilts: int) -> None:
 
 
 def fit_polynomial_coefficients(values: torch.Tensor, order: int) -> torch.Tensor:
-    """Least-squares polynomial fit over the tilt index of each curve.
+    """Fit a polynomial over the tilt index to each curve by least squares.
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def _curves(stats: Sequence[TiltStats], field: str) -> torch.Tensor:
 
 
 def _common_angles(stats: Sequence[TiltStats]) -> torch.Tensor | None:
-    """The tilt angles if every tomogram has the same ones, else None."""
+    """Return the tilt angles if every tomogram has the same ones, else None."""
     first = stats[0].tilt_angles_deg
     if first is None:
         return None

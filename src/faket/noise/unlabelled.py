@@ -51,7 +51,7 @@ __all__ = ["estimate_tilt_stats_unlabelled", "radial_power_spectrum"]
 
 
 def _tile_starts(n: int, tile: int) -> list[int]:
-    """Start indices of tiles of length ``tile`` that overlap by at least half and cover ``n``."""
+    """Return the starts of half-overlapping tiles of length ``tile`` that cover ``n``."""
     if tile >= n:
         return [0]
     step = max(tile // 2, 1)
@@ -60,7 +60,7 @@ def _tile_starts(n: int, tile: int) -> list[int]:
 
 
 def _tile_shape(ny: int, nx: int, tile: int | None) -> tuple[int, int]:
-    """Tile size clipped to the image; ``None`` means one window over the whole image."""
+    """Return the tile size clipped to the image; ``None`` means the whole image."""
     if tile is None:
         return ny, nx
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 4:
@@ -103,7 +103,7 @@ def _welch_periodogram(images: torch.Tensor, tile: int | None) -> torch.Tensor:
 
 
 def _radius_cycles_per_pixel(ty: int, tx: int, device: torch.device) -> torch.Tensor:
-    """``(ty, tx)`` float64 spatial frequency magnitude in cycles/pixel, FFT order."""
+    """Return the ``(ty, tx)`` float64 frequency magnitude in cycles/pixel, FFT order."""
     fy = torch.fft.fftfreq(ty, dtype=torch.float64, device=device)
     fx = torch.fft.fftfreq(tx, dtype=torch.float64, device=device)
     return torch.sqrt(fy[:, None].square() + fx[None, :].square())
@@ -112,7 +112,7 @@ def _radius_cycles_per_pixel(ty: int, tx: int, device: torch.device) -> torch.Te
 def radial_power_spectrum(
     images: torch.Tensor, *, tile: int | None = 128
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Radially averaged power spectrum of each image (Welch, Hann-windowed tiles).
+    """Compute the radially averaged power spectrum of each image (Welch, Hann-windowed tiles).
 
     Parameters
     ----------
@@ -128,9 +128,11 @@ def radial_power_spectrum(
     -------
     freqs : torch.Tensor
         ``(n_bins,)`` float64 spatial frequencies in cycles/pixel: ``k / t`` for
-        ``k = 0, 1, ...`` with ``t`` the shorter tile side, up to the corner of the
-        Fourier grid, ``0.5 * sqrt(2)`` for square tiles; 0.5 is Nyquist. Bins beyond
-        0.5 hold only the corners of the grid (partial rings).
+        ``k = 0, 1, ...`` with ``t`` the shorter tile side; each Fourier sample goes to the
+        bin nearest its radius. They run up to the corner of the Fourier grid,
+        ``0.5 * sqrt(2)`` for square tiles (the last bin centre may lie up to half a bin
+        above it); 0.5 is Nyquist. Bins beyond 0.5 hold only the corners of the grid
+        (partial rings); empty bins are left out.
     power : torch.Tensor
         ``(..., n_bins)`` float64 mean power of the Fourier samples whose radius rounds
         to each bin, in squared grey units per Fourier sample. The window's power is
@@ -140,7 +142,8 @@ def radial_power_spectrum(
 
     Notes
     -----
-    Computed in float64 on ``images``' device.
+    Computed in float64 on ``images``' device, one strip of tiles at a time, so the extra
+    memory is about one float64 strip of tiles per image (``(..., n_x_tiles, t, t)``).
     """
     if not isinstance(images, torch.Tensor) or images.ndim < 2:
         raise ValueError("images must be a torch.Tensor of shape (ny, nx) or (..., ny, nx)")
@@ -206,6 +209,12 @@ def estimate_tilt_stats_unlabelled(
         constant (named by index), or the tilt angles do not match the tilt count.
     ValueError
         If the band or the tile size is invalid, or no Fourier sample falls in the band.
+
+    Notes
+    -----
+    Memory: one float64 copy of the stack for the mean and std, plus one float64 strip of
+    tiles for the spectrum. Tilts are independent, so very large stacks can be measured
+    in chunks of tilts and the results concatenated.
     """
     _check_tilt_series(reference, "reference")
     low, high = (float(v) for v in high_freq_band)

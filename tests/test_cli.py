@@ -1,0 +1,167 @@
+"""The command line, run in-process: outputs, exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from faket.cli import main
+from faket.io import read_mrc, read_noise_stats, write_mrc, write_tilt_angles
+from faket.noise import make_modality
+from faket.projection import project_tilt_series
+
+ANGLES = np.arange(-60.0, 61.0, 20.0)  # 7 tilts
+
+
+@pytest.fixture
+def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
+    path = tmp_path / "volume.mrc"
+    write_mrc(rng.random((12, 6, 16)).astype(np.float32), path, voxel_size_a=7.5)
+    write_tilt_angles(ANGLES, tmp_path / "angles.tlt")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ([], "tilt axis is Y"),
+        (["project"], "Angstrom"),
+        (["noise", "estimate"], "Pearson correlation"),
+        (["noise", "apply"], "sigma x 0.25"),
+        (["demo"], "report.html"),
+    ],
+)
+def test_help_says_what_each_command_does(capsys, command, expected):
+    code, out, _ = run(capsys, *command, "--help")
+    assert code == 0
+    assert expected in " ".join(out.split())
+
+
+def test_project_writes_the_tilt_series_with_the_pixel_size(capsys, volume_file, tmp_path):
+    out = tmp_path / "tilts.mrc"
+    code, stdout, _ = run(
+        capsys, "project", volume_file, "--angles", tmp_path / "angles.tlt", "--width", 14,
+        "-o", out, "--device", "cpu",
+    )
+    assert code == 0, stdout
+    tilts = read_mrc(out, ndim=3)
+    assert tilts.voxel_size_a == pytest.approx(7.5)
+    expected = project_tilt_series(torch.from_numpy(read_mrc(volume_file).data), ANGLES, width=14)
+    np.testing.assert_array_equal(tilts.data, expected.numpy())
+
+
+def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
+    # Two reference tomograms with known r = 0.6 and sigma = 0.8 per tilt.
+    references, cleans = [], []
+    for i in range(2):
+        clean = rng.standard_normal((5, 48, 48)).astype(np.float32)
+        noise = rng.standard_normal(clean.shape).astype(np.float32)
+        write_mrc(clean, tmp_path / f"clean{i}.mrc")
+        write_mrc(3.0 * (0.6 * clean + 0.8 * noise) + 10.0, tmp_path / f"ref{i}.mrc")
+        references.append(tmp_path / f"ref{i}.mrc")
+        cleans.append(tmp_path / f"clean{i}.mrc")
+    stats_path = tmp_path / "stats.json"
+    code, out, err = run(
+        capsys, "noise", "estimate", "--reference", *references, "--noiseless", *cleans,
+        "-o", stats_path,
+    )
+    assert code == 0, err
+    measured = read_noise_stats(stats_path)
+    assert [s.source for s in measured] == [str(p) for p in references]
+    for stats in measured:
+        # 48^2 pixels: the correlation's sampling error is about 1/48.
+        np.testing.assert_allclose(stats.r.numpy(), 0.6, atol=0.05)
+        np.testing.assert_allclose(stats.sigma.numpy(), 0.8, atol=0.05)
+
+    noisy = tmp_path / "noisy.mrc"
+    code, _, err = run(
+        capsys, "noise", "apply", cleans[0], "--stats", stats_path, "--modality", "content",
+        "--seed", 3, "-o", noisy, "--device", "cpu",
+    )
+    assert code == 0, err
+    expected = make_modality(
+        torch.from_numpy(read_mrc(cleans[0]).data), measured, "content", seed=3
+    )
+    np.testing.assert_array_equal(read_mrc(noisy).data, expected.numpy())
+
+
+def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(capsys, tmp_path, rng):
+    write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "ref.mrc")
+    write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "ref.tlt")
+    code, out, err = run(
+        capsys, "noise", "estimate", "--reference", tmp_path / "ref.mrc",
+        "--angles", tmp_path / "ref.tlt", "-o", tmp_path / "s.json",
+    )
+    assert code == 0, err
+    (stats,) = read_noise_stats(tmp_path / "s.json")
+    assert stats.method == "unlabelled"
+    assert stats.tilt_angles_deg.tolist() == [-10.0, 0.0, 10.0]
+    # Pure white noise: everything is noise, so sigma is 1 to within the estimator's spread.
+    np.testing.assert_allclose(stats.sigma.numpy(), 1.0, atol=0.1)
+
+
+def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(capsys, tmp_path):
+    bad = tmp_path / "not_a_volume.mrc"
+    bad.write_text("hello, I am not an MRC file\n")
+    write_tilt_angles(ANGLES, tmp_path / "angles.tlt")
+    out = tmp_path / "tilts.mrc"
+    code, _, err = run(capsys, "project", bad, "--angles", tmp_path / "angles.tlt", "-o", out)
+    assert code == 2
+    assert err.count("\n") == 1 and "not_a_volume.mrc" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["angles.tlt", "not_a_volume.mrc"]
+
+
+def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
+    write_mrc(rng.standard_normal((4, 16, 16)).astype(np.float32), tmp_path / "c.mrc")
+    write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "r5.mrc")
+    write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "c5.mrc")
+    assert main(["noise", "estimate", "--reference", str(tmp_path / "r5.mrc"), "--noiseless",
+                 str(tmp_path / "c5.mrc"), "-o", str(tmp_path / "s.json")]) == 0
+    capsys.readouterr()
+    code, _, err = run(
+        capsys, "noise", "apply", tmp_path / "c.mrc", "--stats", tmp_path / "s.json",
+        "--seed", 1, "-o", tmp_path / "o.mrc",
+    )
+    assert code == 2 and "5 tilts" in err and "4 images" in err
+    assert not (tmp_path / "o.mrc").exists()
+
+
+def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(capsys, tmp_path):
+    code, _, err = run(
+        capsys, "noise", "estimate", "--reference", "a.mrc", "b.mrc", "--noiseless", "c.mrc",
+        "-o", tmp_path / "s.json",
+    )
+    assert code == 2 and "2 --reference files but 1 --noiseless" in err
+
+
+def test_demo_writes_mrcs_figures_and_report(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "-o", tmp_path / "demo", "--size", 32, "--seed", 5)
+    assert code == 0, err
+    demo = tmp_path / "demo"
+    for name in ("grandmodel", "noiseless", "noisy", "content", "baseline"):
+        data = read_mrc(demo / "model_0" / f"{name}.mrc")
+        assert data.voxel_size_a == pytest.approx(10.0)
+    assert read_mrc(demo / "model_0" / "noisy.mrc", ndim=3).data.shape == (61, 32, 32)
+    report = (demo / "report.html").read_text()
+    for png in ("projections.png", "noise_stats.png", "power_spectra.png"):
+        assert (demo / png).stat().st_size > 1000 and png in report
+    provenance = json.loads((demo / "provenance.json").read_text())
+    assert provenance["seed"] == 5 and set(provenance["timings_s"]) >= {"project", "modalities"}
+    assert not list(demo.rglob(".*tmp*"))  # no temporary files left behind
+
+
+def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
+    for name in ("a", "b"):
+        assert main(["demo", "-o", str(tmp_path / name), "--size", "24", "--seed", "2"]) == 0
+    for mrc in ("model_0/noisy.mrc", "model_0/baseline.mrc", "reference_0/reference.mrc"):
+        assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()

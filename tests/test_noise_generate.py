@@ -1,0 +1,170 @@
+"""Noisy, content and baseline modalities (faket.noise.generate)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from faket.errors import FaketInputError
+from faket.noise import (
+    MODALITIES,
+    TiltStats,
+    aggregate_tilt_stats,
+    apply_noise,
+    estimate_tilt_stats,
+    make_modality,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+N_TILTS, N = 5, 64
+
+
+def smooth_field(n_tilts: int, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    white = torch.randn(n_tilts, n, n, generator=g, dtype=torch.float64)
+    f = torch.fft.fftfreq(n, dtype=torch.float64)
+    gauss = torch.exp(-(f[:, None] ** 2 + f[None, :] ** 2) / (2 * 0.04**2))
+    return torch.fft.ifft2(torch.fft.fft2(white) * gauss).real
+
+
+def target_stats(n_tilts: int = N_TILTS) -> TiltStats:
+    r = torch.linspace(0.3, 0.7, n_tilts, dtype=torch.float64)
+    return TiltStats(
+        r=r,
+        sigma=torch.sqrt(1 - r**2),
+        mean=torch.linspace(-5.0, 40.0, n_tilts, dtype=torch.float64),
+        std=torch.linspace(0.5, 8.0, n_tilts, dtype=torch.float64),
+    )
+
+
+def measured_stats(seed: int) -> list[TiltStats]:
+    """Two 'reference tomograms' with slightly different, tilt-dependent statistics."""
+    out = []
+    for k in range(2):
+        g = torch.Generator().manual_seed(seed + k)
+        jitter = 0.02 * torch.randn(N_TILTS, generator=g, dtype=torch.float64)
+        s = target_stats()
+        sigma = s.sigma + jitter
+        out.append(TiltStats(r=torch.sqrt(1 - sigma**2), sigma=sigma, mean=s.mean, std=s.std))
+    return out
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a.double() - a.double().mean((-2, -1), keepdim=True)
+    b = b.double() - b.double().mean((-2, -1), keepdim=True)
+    return (a * b).mean((-2, -1)) / (a.std((-2, -1), correction=0) * b.std((-2, -1), correction=0))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_has_target_mean_and_std_and_keeps_dtype_device(device, dtype):
+    noiseless = (smooth_field(N_TILTS, N, seed=0) * 3 - 7).to(device=device, dtype=dtype)
+    stats = target_stats()
+    out = apply_noise(noiseless, stats, seed=1)
+    assert out.dtype == dtype and out.device == noiseless.device and out.shape == noiseless.shape
+    assert bool(torch.isfinite(out).all())
+    out64 = out.double().cpu()
+    # float32: rounding of 4096-pixel sums of values up to ~60 leaves ~1e-6 relative to
+    # the std; 1e-5 keeps a margin. float64: 1e-12.
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    mean_err = (out64.mean((-2, -1)) - stats.mean) / stats.std
+    std_err = out64.std((-2, -1), correction=0) / stats.std - 1
+    assert mean_err.abs().max() < tol and std_err.abs().max() < tol
+
+
+def test_half_precision_is_computed_in_float32_and_returned_as_is():
+    noiseless = smooth_field(N_TILTS, 32, seed=2).to(torch.bfloat16)
+    out = apply_noise(noiseless, target_stats(), seed=3)
+    assert out.dtype == torch.bfloat16 and bool(torch.isfinite(out).all())
+
+
+def test_same_seed_identical_different_seed_different():
+    noiseless = smooth_field(N_TILTS, N, seed=4).float()
+    a = apply_noise(noiseless, target_stats(), seed=5)
+    b = apply_noise(noiseless, target_stats(), seed=5)
+    c = apply_noise(noiseless, target_stats(), seed=6)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    # Different noise, not just a few bits: the two realisations are far apart.
+    assert (a - c).abs().mean() > 0.1 * target_stats().std.min()
+
+
+def test_re_estimating_recovers_r_and_sigma():
+    noiseless = smooth_field(N_TILTS, 128, seed=7).float()
+    stats = target_stats()
+    out = apply_noise(noiseless, stats, seed=8)
+    again = estimate_tilt_stats(out, noiseless)
+    # Sampling error of the noise draw: ~sigma / sqrt(n_pixels) = 0.008; 5 sd.
+    tol = 5 / math.sqrt(128 * 128)
+    assert (again.r - stats.r).abs().max() < tol
+    assert (again.sigma - stats.sigma).abs().max() < tol
+    torch.testing.assert_close(again.mean, stats.mean, rtol=0, atol=1e-5 * 8)
+    torch.testing.assert_close(again.std, stats.std, rtol=1e-5, atol=0)
+
+
+def test_content_is_closer_to_noiseless_than_noisy():
+    noiseless = smooth_field(N_TILTS, N, seed=9).float()
+    measured = measured_stats(seed=10)
+    noisy = make_modality(noiseless, measured, "noisy", seed=11)
+    content = make_modality(noiseless, measured, "content", seed=11)
+    # r in 0.3..0.7: noisy correlates ~r, content ~r / sqrt(r^2 + sigma^2 / 16) >= 0.78.
+    assert bool((pearson(content, noiseless) > pearson(noisy, noiseless) + 0.2).all())
+    assert bool((pearson(content, noiseless) > 0.75).all())
+
+
+def test_make_modality_uses_the_modality_order():
+    noiseless = smooth_field(N_TILTS, N, seed=12).float()
+    measured = measured_stats(seed=13)
+    baseline = make_modality(noiseless, measured, "baseline", seed=14)
+    global_std = torch.stack([m.std for m in measured]).mean()
+    # Order 0: every tilt gets the one global std (float32 tolerance as above).
+    std = baseline.double().std((-2, -1), correction=0)
+    torch.testing.assert_close(std, global_std.expand(N_TILTS), rtol=1e-5, atol=0)
+    noisy = make_modality(noiseless, measured, "noisy", seed=14)
+    expected = apply_noise(noiseless, aggregate_tilt_stats(measured, 2), seed=14)
+    assert torch.equal(noisy, expected)
+
+
+def test_modalities_table():
+    assert set(MODALITIES) == {"noisy", "content", "baseline"}
+    assert (MODALITIES["noisy"].order, MODALITIES["noisy"].sigma_scale) == (2, 1.0)
+    assert (MODALITIES["content"].order, MODALITIES["content"].sigma_scale) == (2, 0.25)
+    assert (MODALITIES["baseline"].order, MODALITIES["baseline"].sigma_scale) == (0, 1.0)
+
+
+def test_constant_tilt_gives_noise_not_nan():
+    noiseless = smooth_field(N_TILTS, N, seed=15).float()
+    noiseless[0] = 0.0
+    noiseless[4] = 0.1  # a float32 std of this may be a tiny non-zero rounding residue
+    stats = target_stats()
+    out = apply_noise(noiseless, stats, seed=16)
+    assert bool(torch.isfinite(out).all())
+    std = out.double().std((-2, -1), correction=0)
+    torch.testing.assert_close(std, stats.std, rtol=1e-5, atol=0)
+    # The constant tilts are pure noise: uncorrelated with the other tilts' signal.
+    assert abs(pearson(out[4:], noiseless[3:4]).item()) < 5 / N
+    # With no noise either, the tilt is the constant target mean.
+    silent = TiltStats(r=stats.r, sigma=torch.zeros(N_TILTS), mean=stats.mean, std=stats.std)
+    out = apply_noise(noiseless, silent, seed=16)
+    assert bool((out[0] == stats.mean[0].float()).all())
+
+
+def test_generate_errors():
+    noiseless = smooth_field(N_TILTS, 16, seed=17).float()
+    with pytest.raises(FaketInputError, match="describe 4 tilts but the noiseless .* has 5"):
+        apply_noise(noiseless, target_stats(4), seed=0)
+    with pytest.raises(ValueError, match="unknown modality 'fancy'; valid modalities are noisy"):
+        make_modality(noiseless, measured_stats(0), "fancy", seed=0)
+    with pytest.raises(ValueError, match="sigma_scale"):
+        apply_noise(noiseless, target_stats(), sigma_scale=-1.0, seed=0)
+    with pytest.raises(ValueError, match="seed must be an integer"):
+        apply_noise(noiseless, target_stats(), seed=True)
+    bad = target_stats()
+    bad = TiltStats(r=bad.r, sigma=bad.sigma, mean=bad.mean, std=bad.std * 0)
+    with pytest.raises(ValueError, match="std must be positive"):
+        apply_noise(noiseless, bad, seed=0)
+    with pytest.raises(ValueError, match="same number of tilts"):
+        make_modality(noiseless, [target_stats(5), target_stats(6)], "noisy", seed=0)
