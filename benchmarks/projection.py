@@ -48,6 +48,28 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
+def bench_size(n: int, repeats: int, reference_slices: int) -> str:
+    """Time both approaches on a random n^3 volume; return the table row."""
+    volume = torch.rand((n, n, n), generator=torch.Generator().manual_seed(n))
+
+    def cold() -> torch.Tensor:
+        _radon_matrix.cache_clear()
+        return project_tilt_series(volume, ANGLES)
+
+    t_cold, _ = timed(cold, repeats)
+    t_warm, ours = timed(lambda: project_tilt_series(volume, ANGLES), repeats)
+    n_ref = n if reference_slices <= 0 else min(n, reference_slices)
+    ys = range(n // 2 - n_ref // 2, n // 2 - n_ref // 2 + n_ref)
+    t_ref, ref = timed(lambda: reference_projection(volume.numpy(), ys), repeats)
+    t_ref *= n / n_ref
+    deviation = np.abs(ours[:, ys.start : ys.stop, :].numpy() - ref).max() / np.ptp(ref)
+    return (
+        f"{n:>5}^3 {t_ref:>12.2f} {t_cold:>12.2f} {t_warm:>12.2f} "
+        f"{t_ref / t_cold:>10.1f}x {t_ref / t_warm:>10.1f}x {deviation:>14.1e}"
+        + ("" if n_ref == n else f"  (reference: {n_ref} slices, scaled)")
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
@@ -63,26 +85,7 @@ def main() -> None:
     header = f"{'size':>6} {'reference s':>12} {'ours cold s':>12} {'ours warm s':>12}"
     print(header + f" {'ratio cold':>11} {'ratio warm':>11} {'max dev/range':>14}")
     for n in args.sizes:
-        volume = torch.rand((n, n, n), generator=torch.Generator().manual_seed(n))
-
-        def cold() -> torch.Tensor:
-            _radon_matrix.cache_clear()
-            return project_tilt_series(volume, ANGLES)
-
-        t_cold, _ = timed(cold, args.repeats)
-        t_warm, ours = timed(lambda: project_tilt_series(volume, ANGLES), args.repeats)
-        n_ref = n if args.reference_slices <= 0 else min(n, args.reference_slices)
-        ys = range(n // 2 - n_ref // 2, n // 2 - n_ref // 2 + n_ref)
-        t_ref, ref = timed(lambda: reference_projection(volume.numpy(), ys), args.repeats)
-        t_ref *= n / n_ref
-        ours_part = ours[:, ys.start : ys.stop, :].numpy()
-        deviation = np.abs(ours_part - ref).max() / (ref.max() - ref.min())
-        print(
-            f"{n:>5}^3 {t_ref:>12.2f} {t_cold:>12.2f} {t_warm:>12.2f} "
-            f"{t_ref / t_cold:>10.1f}x {t_ref / t_warm:>10.1f}x {deviation:>14.1e}"
-            + ("" if n_ref == n else f"  (reference: {n_ref} slices, scaled)")
-        )
-        del volume, ours
+        print(bench_size(n, args.repeats, args.reference_slices))
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(f"peak resident memory of this process: {peak_gib:.1f} GiB")
 

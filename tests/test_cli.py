@@ -50,8 +50,17 @@ def test_help_says_what_each_command_does(capsys, command, expected):
 def test_project_writes_the_tilt_series_with_the_pixel_size(capsys, volume_file, tmp_path):
     out = tmp_path / "tilts.mrc"
     code, stdout, _ = run(
-        capsys, "project", volume_file, "--angles", tmp_path / "angles.tlt", "--width", 14,
-        "-o", out, "--device", "cpu",
+        capsys,
+        "project",
+        volume_file,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "--width",
+        14,
+        "-o",
+        out,
+        "--device",
+        "cpu",
     )
     assert code == 0, stdout
     tilts = read_mrc(out, ndim=3)
@@ -72,8 +81,15 @@ def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
         cleans.append(tmp_path / f"clean{i}.mrc")
     stats_path = tmp_path / "stats.json"
     code, out, err = run(
-        capsys, "noise", "estimate", "--reference", *references, "--noiseless", *cleans,
-        "-o", stats_path,
+        capsys,
+        "noise",
+        "estimate",
+        "--reference",
+        *references,
+        "--noiseless",
+        *cleans,
+        "-o",
+        stats_path,
     )
     assert code == 0, err
     measured = read_noise_stats(stats_path)
@@ -85,8 +101,20 @@ def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
 
     noisy = tmp_path / "noisy.mrc"
     code, _, err = run(
-        capsys, "noise", "apply", cleans[0], "--stats", stats_path, "--modality", "content",
-        "--seed", 3, "-o", noisy, "--device", "cpu",
+        capsys,
+        "noise",
+        "apply",
+        cleans[0],
+        "--stats",
+        stats_path,
+        "--modality",
+        "content",
+        "--seed",
+        3,
+        "-o",
+        noisy,
+        "--device",
+        "cpu",
     )
     assert code == 0, err
     expected = make_modality(
@@ -99,8 +127,15 @@ def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(capsys, 
     write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "ref.mrc")
     write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "ref.tlt")
     code, out, err = run(
-        capsys, "noise", "estimate", "--reference", tmp_path / "ref.mrc",
-        "--angles", tmp_path / "ref.tlt", "-o", tmp_path / "s.json",
+        capsys,
+        "noise",
+        "estimate",
+        "--reference",
+        tmp_path / "ref.mrc",
+        "--angles",
+        tmp_path / "ref.tlt",
+        "-o",
+        tmp_path / "s.json",
     )
     assert code == 0, err
     (stats,) = read_noise_stats(tmp_path / "s.json")
@@ -125,12 +160,33 @@ def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
     write_mrc(rng.standard_normal((4, 16, 16)).astype(np.float32), tmp_path / "c.mrc")
     write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "r5.mrc")
     write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "c5.mrc")
-    assert main(["noise", "estimate", "--reference", str(tmp_path / "r5.mrc"), "--noiseless",
-                 str(tmp_path / "c5.mrc"), "-o", str(tmp_path / "s.json")]) == 0
+    assert (
+        main(
+            [
+                "noise",
+                "estimate",
+                "--reference",
+                str(tmp_path / "r5.mrc"),
+                "--noiseless",
+                str(tmp_path / "c5.mrc"),
+                "-o",
+                str(tmp_path / "s.json"),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     code, _, err = run(
-        capsys, "noise", "apply", tmp_path / "c.mrc", "--stats", tmp_path / "s.json",
-        "--seed", 1, "-o", tmp_path / "o.mrc",
+        capsys,
+        "noise",
+        "apply",
+        tmp_path / "c.mrc",
+        "--stats",
+        tmp_path / "s.json",
+        "--seed",
+        1,
+        "-o",
+        tmp_path / "o.mrc",
     )
     assert code == 2 and "5 tilts" in err and "4 images" in err
     assert not (tmp_path / "o.mrc").exists()
@@ -138,8 +194,16 @@ def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
 
 def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(capsys, tmp_path):
     code, _, err = run(
-        capsys, "noise", "estimate", "--reference", "a.mrc", "b.mrc", "--noiseless", "c.mrc",
-        "-o", tmp_path / "s.json",
+        capsys,
+        "noise",
+        "estimate",
+        "--reference",
+        "a.mrc",
+        "b.mrc",
+        "--noiseless",
+        "c.mrc",
+        "-o",
+        tmp_path / "s.json",
     )
     assert code == 2 and "2 --reference files but 1 --noiseless" in err
 
@@ -165,3 +229,21 @@ def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
         assert main(["demo", "-o", str(tmp_path / name), "--size", "24", "--seed", "2"]) == 0
     for mrc in ("model_0/noisy.mrc", "model_0/baseline.mrc", "reference_0/reference.mrc"):
         assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()
+
+
+def test_angle_count_mismatch_names_both_files(capsys, tmp_path, rng):
+    write_mrc(rng.standard_normal((3, 32, 32)).astype(np.float32), tmp_path / "ref.mrc")
+    write_tilt_angles([-10.0, 0.0, 10.0, 20.0], tmp_path / "ref.tlt")
+    code, _, err = run(
+        capsys,
+        "noise",
+        "estimate",
+        "--reference",
+        tmp_path / "ref.mrc",
+        "--angles",
+        tmp_path / "ref.tlt",
+        "-o",
+        tmp_path / "s.json",
+    )
+    assert code == 2 and "ref.tlt" in err and "ref.mrc" in err and "4" in err and "3" in err
+    assert not (tmp_path / "s.json").exists()

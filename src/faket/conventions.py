@@ -25,6 +25,13 @@ is darker than the background, as in transmission images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
 VOLUME_AXES = ("z", "y", "x")
 """Axis order of every volume array."""
 
@@ -33,6 +40,9 @@ TILT_SERIES_AXES = ("tilt", "y", "x")
 
 TILT_AXIS = "y"
 """The volume axis the specimen is tilted about."""
+
+TiltAngles: TypeAlias = "Sequence[float] | np.ndarray | torch.Tensor"
+"""Tilt angles in degrees, ``(n_tilts,)``, in the order of the tilt-series' images."""
 
 DTYPE = "float32"
 """dtype of every volume and tilt-series written to disk."""

@@ -16,9 +16,10 @@ tilt-series, and its noise is not Gaussian.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
+
+from faket.conventions import TiltAngles
 
 
 def _gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
@@ -34,7 +35,7 @@ def _gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
 
 def toy_reference_tilt_series(
     noiseless: torch.Tensor,
-    tilt_angles_deg: Sequence[float] | torch.Tensor,
+    tilt_angles_deg: TiltAngles,
     *,
     seed: int,
     dose_per_pixel: float = 40.0,

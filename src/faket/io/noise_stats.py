@@ -199,8 +199,7 @@ def read_noise_stats(path: str | os.PathLike[str]) -> list[TiltStats]:
     if not isinstance(data, dict) or data.get("format") != NOISE_STATS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise FaketInputError(
-            f'not a noise-statistics file ("format" is {found!r}, '
-            f"expected {NOISE_STATS_FORMAT!r})",
+            f'not a noise-statistics file ("format" is {found!r}, expected {NOISE_STATS_FORMAT!r})',
             file,
         )
     version = data.get("version")

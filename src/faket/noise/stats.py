@@ -10,11 +10,11 @@ the noise stage needs to turn a noiseless tilt-series into a realistic noisy one
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
+from faket.conventions import TiltAngles
 from faket.errors import FaketInputError
 
 __all__ = ["METHODS", "TiltStats", "estimate_tilt_stats"]
@@ -109,7 +109,7 @@ def _as_curve(values: object, name: str) -> torch.Tensor:
 
 
 def _as_angles(
-    tilt_angles_deg: torch.Tensor | Sequence[float] | None, n_tilts: int, device: torch.device
+    tilt_angles_deg: TiltAngles | None, n_tilts: int, device: torch.device
 ) -> torch.Tensor | None:
     """Check tilt angles against ``n_tilts`` and return them as float64 on ``device``."""
     if tilt_angles_deg is None:
@@ -164,7 +164,7 @@ def estimate_tilt_stats(
     reference: torch.Tensor,
     noiseless: torch.Tensor,
     *,
-    tilt_angles_deg: torch.Tensor | Sequence[float] | None = None,
+    tilt_angles_deg: TiltAngles | None = None,
 ) -> TiltStats:
     """Measure per-tilt signal scale ``r``, noise level ``sigma``, mean and std.
 
@@ -229,6 +229,4 @@ def estimate_tilt_stats(
     c, _, _ = _standardise64(noiseless.to(reference.device))
     r = (p * c).mean(dim=(-2, -1))
     sigma = (p - r[:, None, None] * c).std(dim=(-2, -1), correction=0)
-    return TiltStats(
-        r=r, sigma=sigma, mean=mean, std=std, tilt_angles_deg=angles, method="paired"
-    )
+    return TiltStats(r=r, sigma=sigma, mean=mean, std=std, tilt_angles_deg=angles, method="paired")

@@ -40,10 +40,10 @@ magnifies small errors of ``sigma``: ``dr = -(sigma / r) dsigma``. Expect the un
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 
+from faket.conventions import TiltAngles
 from faket.errors import FaketInputError
 from faket.noise.stats import TiltStats, _as_angles, _check_tilt_series, _constant_tilts
 
@@ -86,13 +86,14 @@ def _welch_periodogram(images: torch.Tensor, tile: int | None) -> torch.Tensor:
     """
     _, ny, nx = images.shape
     ty, tx = _tile_shape(ny, nx, tile)
-    opts = {"dtype": torch.float64, "device": images.device}
+    f64, device = torch.float64, images.device
     window = torch.outer(
-        torch.hann_window(ty, periodic=True, **opts), torch.hann_window(tx, periodic=True, **opts)
+        torch.hann_window(ty, periodic=True, dtype=f64, device=device),
+        torch.hann_window(tx, periodic=True, dtype=f64, device=device),
     )
     x_starts = _tile_starts(nx, tx)
     y_starts = _tile_starts(ny, ty)
-    acc = torch.zeros((images.shape[0], ty, tx), **opts)
+    acc = torch.zeros((images.shape[0], ty, tx), dtype=f64, device=device)
     for y0 in y_starts:  # one strip of tiles at a time keeps memory at ~ one strip
         strip = images[:, y0 : y0 + ty, :].to(torch.float64)
         tiles = torch.stack([strip[:, :, x0 : x0 + tx] for x0 in x_starts], dim=1)
@@ -171,7 +172,7 @@ def radial_power_spectrum(
 def estimate_tilt_stats_unlabelled(
     reference: torch.Tensor,
     *,
-    tilt_angles_deg: torch.Tensor | Sequence[float] | None = None,
+    tilt_angles_deg: TiltAngles | None = None,
     high_freq_band: tuple[float, float] = (0.7, 0.95),
     tile: int | None = 128,
 ) -> TiltStats:

@@ -120,11 +120,14 @@ def spheres_volume(
     for sphere in spheres:
         # Work in the sphere's bounding box only, so many small objects stay cheap.
         lo = [max(0, int(c - sphere.radius) - 1) for c in sphere.centre_zyx]
-        hi = [min(n, int(c + sphere.radius) + 2) for c, n in zip(sphere.centre_zyx, shape)]
-        if any(h <= low for low, h in zip(lo, hi)):
+        hi = [
+            min(n, int(c + sphere.radius) + 2)
+            for c, n in zip(sphere.centre_zyx, shape, strict=True)
+        ]
+        if any(h <= low for low, h in zip(lo, hi, strict=True)):
             continue
         box = (hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2])
-        centre = [c - low for c, low in zip(sphere.centre_zyx, lo)]
+        centre = [c - low for c, low in zip(sphere.centre_zyx, lo, strict=True)]
         filled = ball(box, centre, sphere.radius, supersample=supersample, dtype=dtype)
         if sphere.shell > 0:
             inner = max(sphere.radius - sphere.shell, 0.0)
@@ -176,7 +179,8 @@ def demo_specimen(
                 y = radius + u[1] * (ny - 2 * radius)
                 x = radius + u[2] * (nx - 2 * radius)
                 if all(
-                    (z - s.centre_zyx[0]) ** 2 + (y - s.centre_zyx[1]) ** 2
+                    (z - s.centre_zyx[0]) ** 2
+                    + (y - s.centre_zyx[1]) ** 2
                     + (x - s.centre_zyx[2]) ** 2
                     > (radius + s.radius + 1) ** 2
                     for s in placed

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 
+from faket.conventions import TiltAngles
 from faket.projection._operator import detector_length, radon_operator
 
 DEFAULT_MAX_CHUNK_BYTES = 256 * 2**20
@@ -14,7 +15,7 @@ DEFAULT_MAX_CHUNK_BYTES = 256 * 2**20
 
 def project_tilt_series(
     volume: torch.Tensor,
-    tilt_angles_deg: Sequence[float] | torch.Tensor,
+    tilt_angles_deg: TiltAngles,
     *,
     width: int | None = None,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,

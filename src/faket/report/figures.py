@@ -102,7 +102,7 @@ def plot_noise_stats(
         "std": "std",
     }
     plt, fig, axes = _figure(1, 4, (14, 3.2))
-    for ax, key in zip(axes[0], keys):
+    for ax, key in zip(axes[0], keys, strict=True):
         for label, values in measured.items():
             ax.plot(values[key], ".", label=label, alpha=0.7)
         for label, values in fitted.items():
