@@ -19,11 +19,15 @@ def require_file(path: str | os.PathLike[str]) -> Path:
     return file
 
 
-def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
-    """Read a UTF-8 text file and return its lines, numbered from 1 as ``lines[n - 1]``.
+def read_text(path: str | os.PathLike[str], *, kind: str = "text") -> str:
+    """Read a whole UTF-8 file (a byte-order mark is dropped).
 
-    Lines are split at line feeds only (Windows CRLF endings are accepted), so the line
-    numbers in error messages are the ones a text editor shows.
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+    kind : str
+        What the file should be, for the error message ("text", "JSON", ...).
 
     Raises
     ------
@@ -32,12 +36,20 @@ def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
     """
     file = require_file(path)
     try:
-        text = file.read_text(encoding="utf-8-sig")
+        return file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise FaketInputError("not a text file (it is not UTF-8 text)", file) from None
+        raise FaketInputError(f"not a {kind} file (it is not UTF-8 text)", file) from None
     except OSError as err:
         raise FaketInputError(f"cannot read the file ({err.strerror})", file) from err
-    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def read_text_lines(path: str | os.PathLike[str]) -> list[str]:
+    """Read a UTF-8 text file and return its lines, numbered from 1 as ``lines[n - 1]``.
+
+    Lines are split at line feeds only (Windows CRLF endings are accepted), so the line
+    numbers in error messages are the ones a text editor shows. Errors as `read_text`.
+    """
+    return [line.rstrip("\r") for line in read_text(path).split("\n")]
 
 
 def to_float(token: str) -> float | None:

@@ -36,7 +36,7 @@ import torch
 
 from faket.errors import FaketInputError
 from faket.io._atomic import atomic_write
-from faket.io._text import require_file
+from faket.io._text import read_text
 from faket.noise.stats import METHODS, TiltStats
 
 __all__ = ["NOISE_STATS_FORMAT", "NOISE_STATS_VERSION", "read_noise_stats", "write_noise_stats"]
@@ -181,13 +181,8 @@ def read_noise_stats(path: str | os.PathLike[str]) -> list[TiltStats]:
         not JSON, is not a ``faket-noise-stats`` file of a known version, lacks a key,
         has lists of different lengths, or holds non-numeric or non-finite numbers.
     """
-    file = require_file(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FaketInputError("not a JSON file (it is not UTF-8 text)", file) from None
-    except OSError as err:
-        raise FaketInputError(f"cannot read the file ({err.strerror})", file) from err
+    file = Path(path)
+    text = read_text(file, kind="JSON")
     try:
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
