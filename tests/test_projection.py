@@ -130,3 +130,10 @@ def test_keeps_dtype_and_device(dtype, device):
 def test_bad_input_is_refused_with_a_sentence(volume, angles, width, message):
     with pytest.raises(ValueError, match=message):
         project_tilt_series(volume, angles, width=width)
+
+
+def test_matches_skimage_radon_on_an_analytic_ball():
+    volume = ball((33, 2, 30), (17.3, 0.5, 12.8), 9.5, supersample=3, dtype=torch.float64)
+    expected = skimage_projection(volume.numpy(), SHREC_ANGLES[::6], 30)
+    ours = project_tilt_series(volume, SHREC_ANGLES[::6]).numpy()
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-9 * np.abs(expected).max())

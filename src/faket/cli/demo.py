@@ -22,7 +22,7 @@ from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
 @click.option(
     "--size",
     type=click.IntRange(min=16),
-    default=128,
+    default=256,
     show_default=True,
     help="Specimen width and height in voxels (depth is half of it); 61 tilts.",
 )
