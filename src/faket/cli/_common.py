@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
 
 @contextmanager
 def progress_bar(total: int, description: str, unit: str) -> Iterator[object]:
-    """Yield a tqdm bar on stderr (silent when stderr is not a terminal and CI is set)."""
+    """Yield a tqdm progress bar on stderr that disappears when the work is done."""
     from tqdm.auto import tqdm
 
     with tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True) as bar:

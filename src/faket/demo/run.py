@@ -31,6 +31,7 @@ from faket.io import (
 )
 from faket.noise import (
     MODALITIES,
+    TiltStats,
     aggregate_tilt_stats,
     estimate_tilt_stats,
     estimate_tilt_stats_unlabelled,
@@ -61,7 +62,7 @@ def _particles(spheres: list[Sphere]) -> list[Particle]:
     ]
 
 
-def _stats_dict(stats) -> dict[str, np.ndarray]:  # noqa: ANN001
+def _stats_dict(stats: TiltStats) -> dict[str, np.ndarray]:
     return {k: getattr(stats, k).numpy() for k in ("r", "sigma", "mean", "std")}
 
 
@@ -181,7 +182,9 @@ def run_demo(
     return timings
 
 
-def _write_report(out: Path, timings: dict[str, float], paired, unlabelled) -> None:  # noqa: ANN001
+def _write_report(
+    out: Path, timings: dict[str, float], paired: TiltStats, unlabelled: TiltStats
+) -> None:
     error = (unlabelled.sigma - paired.sigma).abs()
     sections = [
         Section(

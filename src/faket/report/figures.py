@@ -1,4 +1,4 @@
-"""Figures a person would rather see than read, saved as PNG (matplotlib, Agg backend).
+"""Figures a person would rather see than read, saved as PNG (matplotlib, no GUI).
 
 Each function takes arrays, draws one figure and writes it atomically to ``path``.
 """
@@ -10,25 +10,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from faket.io import atomic_write
 
 
-def _figure(n_rows: int, n_cols: int, size: tuple[float, float]):  # noqa: ANN202
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib import pyplot as plt
-
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=size, squeeze=False)
-    return plt, fig, axes
+def _figure(n_rows: int, n_cols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
+    """Return a new figure (not registered with pyplot) and its 2-D array of axes."""
+    fig = Figure(figsize=size)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    return fig, axes
 
 
-def _save(plt, fig, path: str | os.PathLike[str]) -> None:  # noqa: ANN001
+def _save(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Write ``fig`` as PNG, atomically."""
     fig.tight_layout()
     with atomic_write(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
 
 
 def nearest_tilts(tilt_angles_deg: Sequence[float], wanted_deg: Sequence[float]) -> list[int]:
@@ -61,7 +59,7 @@ def plot_projections(
     Each image is drawn with its own 1st-99th percentile grey range.
     """
     columns = nearest_tilts(tilt_angles_deg, wanted_deg)
-    plt, fig, axes = _figure(len(series), len(columns), (2.2 * len(columns), 2.3 * len(series)))
+    fig, axes = _figure(len(series), len(columns), (2.2 * len(columns), 2.3 * len(series)))
     for row, (name, stack) in enumerate(series.items()):
         for col, t in enumerate(columns):
             image = np.asarray(stack[t], dtype=np.float64)
@@ -74,7 +72,7 @@ def plot_projections(
                 ax.set_title(f"{tilt_angles_deg[t]:+.0f} deg", fontsize=10)
             if col == 0:
                 ax.set_ylabel(name, fontsize=10)
-    _save(plt, fig, path)
+    _save(fig, path)
 
 
 def plot_noise_stats(
@@ -101,7 +99,7 @@ def plot_noise_stats(
         "mean": "mean",
         "std": "std",
     }
-    plt, fig, axes = _figure(1, 4, (14, 3.2))
+    fig, axes = _figure(1, 4, (14, 3.2))
     for ax, key in zip(axes[0], keys, strict=True):
         for label, values in measured.items():
             ax.plot(values[key], ".", label=label, alpha=0.7)
@@ -110,7 +108,7 @@ def plot_noise_stats(
         ax.set_title(titles[key], fontsize=10)
         ax.set_xlabel("tilt index")
     axes[0, -1].legend(fontsize=8)
-    _save(plt, fig, path)
+    _save(fig, path)
 
 
 def plot_power_spectra(
@@ -126,7 +124,7 @@ def plot_power_spectra(
     path : str or PathLike
         PNG to write.
     """
-    plt, fig, axes = _figure(1, 1, (6, 4))
+    fig, axes = _figure(1, 1, (6, 4))
     ax = axes[0, 0]
     for name, (freq, power) in spectra.items():
         power = np.asarray(power, dtype=np.float64)
@@ -134,7 +132,7 @@ def plot_power_spectra(
     ax.set_xlabel("spatial frequency (cycles/pixel)")
     ax.set_ylabel("power / median")
     ax.legend(fontsize=8)
-    _save(plt, fig, path)
+    _save(fig, path)
 
 
 def figure_path(folder: str | os.PathLike[str], name: str) -> Path:
