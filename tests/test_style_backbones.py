@@ -50,7 +50,7 @@ def test_hed_deeper_layer_reads_the_matching_kernel():
     model = load_backbone("vgg16-hed")
     with h5py.File(hed_file()) as h5:
         kernel = h5["block4/layers/conv2d_2/vars/0"][()]  # conv4_3
-    assert torch.equal(model.convs[9].weight, torch.from_numpy(kernel).permute(3, 2, 0, 1))
+    assert torch.equal(model.conv(9).weight, torch.from_numpy(kernel).permute(3, 2, 0, 1))
 
 
 def torchvision_like_state_dict(seed: int) -> dict[str, torch.Tensor]:
@@ -88,7 +88,7 @@ def test_vgg19_loader_reads_torchvision_keys_and_folds_imagenet_normalisation(tm
     ours = model(x, ["relu1_2"])["relu1_2"]
     torch.testing.assert_close(ours, h, rtol=0, atol=2e-6 * h.abs().max().item())
     # The last convolution used (conv5_1, features.28) is in place too.
-    assert torch.equal(model.convs[12].weight.float(), state["features.28.weight"])
+    assert torch.equal(model.conv(12).weight.float(), state["features.28.weight"])
 
 
 def test_missing_vgg19_file_names_the_expected_file(tmp_path, monkeypatch):
@@ -100,8 +100,8 @@ def test_missing_vgg19_file_names_the_expected_file(tmp_path, monkeypatch):
 
 def test_random_backbone_is_seeded():
     a, b, c = (load_backbone("random", seed=s) for s in (1, 1, 2))
-    assert torch.equal(a.convs[5].weight, b.convs[5].weight)
-    assert not torch.equal(a.convs[5].weight, c.convs[5].weight)
+    assert torch.equal(a.conv(5).weight, b.conv(5).weight)
+    assert not torch.equal(a.conv(5).weight, c.conv(5).weight)
     assert all(not p.requires_grad for p in a.parameters())
 
 

@@ -152,7 +152,7 @@ def style(
     }
     n_tilts = stacks["init"].data.shape[0]
     model = load_backbone(backbone, weights_path=weights, seed=seed)
-    model = model.to(device=target, memory_format=torch.channels_last)
+    model = model.to(target)
     tensors = {k: torch.from_numpy(v.data).to(target) for k, v in stacks.items()}
     settings = StyleSettings(iterations=iterations, step_size=step_size)
     start = time.perf_counter()
