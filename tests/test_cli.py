@@ -212,7 +212,7 @@ def test_demo_writes_mrcs_figures_and_report(capsys, tmp_path):
     code, out, err = run(capsys, "demo", "-o", tmp_path / "demo", "--size", 32, "--seed", 5)
     assert code == 0, err
     demo = tmp_path / "demo"
-    for name in ("grandmodel", "noiseless", "noisy", "content", "baseline"):
+    for name in ("grandmodel", "noiseless", "noisy", "content", "baseline", "faket"):
         data = read_mrc(demo / "model_0" / f"{name}.mrc")
         assert data.voxel_size_a == pytest.approx(10.0)
     assert read_mrc(demo / "model_0" / "noisy.mrc", ndim=3).data.shape == (61, 32, 32)
@@ -227,7 +227,7 @@ def test_demo_writes_mrcs_figures_and_report(capsys, tmp_path):
 def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
     for name in ("a", "b"):
         assert main(["demo", "-o", str(tmp_path / name), "--size", "24", "--seed", "2"]) == 0
-    for mrc in ("model_0/noisy.mrc", "model_0/baseline.mrc", "reference_0/reference.mrc"):
+    for mrc in ("model_0/noisy.mrc", "model_0/faket.mrc", "reference_0/reference.mrc"):
         assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()
 
 

@@ -3,14 +3,13 @@
 Until the end-to-end pipeline exists, the demo runs: phantom -> noiseless projection ->
 a toy reference microscope (for a second specimen, so the reference never shows the
 content it styles) -> noise statistics (paired and unlabelled) -> NOISY, CONTENT and
-BASELINE modalities, and writes MRCs, PNGs and one HTML report.
+BASELINE modalities -> FAKET (style transfer of NOISY towards the reference), and writes
+MRCs, PNGs and one HTML report.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,16 +18,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import faket
 from faket.demo.toy_reference import toy_reference_tilt_series
 from faket.io import (
     Particle,
-    atomic_write,
     write_mrc,
     write_noise_stats,
     write_particle_locations,
     write_tilt_angles,
 )
+from faket.io.provenance import write_provenance
 from faket.noise import (
     MODALITIES,
     TiltStats,
@@ -42,11 +40,22 @@ from faket.phantom import Sphere, demo_specimen
 from faket.projection import project_tilt_series
 from faket.report import Section, plot_noise_stats, plot_power_spectra, plot_projections
 from faket.report import write_report as write_html_report
+from faket.style import load_backbone
+from faket.style.series import stylize_tilt_series
 
 CLASS_NAMES = {1: "ball_small", 2: "ball_medium", 3: "ball_large", 4: "vesicle"}
 """Names of the demo specimen's classes, by label."""
 
-STAGES = ("phantom", "project", "reference", "noise stats", "modalities", "files", "report")
+STAGES = (
+    "phantom",
+    "project",
+    "reference",
+    "noise stats",
+    "modalities",
+    "style",
+    "files",
+    "report",
+)
 """The demo's stages, in order, for progress bars."""
 
 
@@ -73,6 +82,7 @@ def run_demo(
     seed: int = 0,
     voxel_size_a: float = 10.0,
     device: torch.device | str = "cpu",
+    precision: str = "fp32",
     on_stage: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Run the demo into ``output`` and return the seconds each stage took.
@@ -89,6 +99,8 @@ def run_demo(
         Voxel size written to the MRC headers, in Angstrom.
     device : torch.device or str
         Where the numerics run.
+    precision : str
+        Precision of the style transfer's convolutions: ``fp32``, ``bf16`` or ``fp16``.
     on_stage : callable, optional
         Called with each stage's name when it starts (for progress bars).
 
@@ -129,6 +141,15 @@ def run_demo(
             name: make_modality(noiseless, [paired], name, seed=seed + 10 + i)
             for i, name in enumerate(MODALITIES)
         }
+    with stage("style"):
+        backbone = load_backbone("vgg16-hed").to(device)
+        modalities["faket"] = stylize_tilt_series(
+            backbone,
+            modalities["noisy"],
+            modalities["content"],
+            reference,
+            precision=precision,
+        )
     with stage("files"):
         model, ref_dir = out / "model_0", out / "reference_0"
         write_mrc(content_volume, model / "grandmodel.mrc", voxel_size_a=voxel_size_a)
@@ -166,9 +187,6 @@ def run_demo(
             spectra[name] = (freq.numpy(), power[0].numpy())
         plot_power_spectra(spectra, out / "power_spectra.png")
     provenance = {
-        "faket_version": faket.__version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
         "device": str(device),
         "seed": seed,
         "shape_zyx": list(shape),
@@ -176,8 +194,7 @@ def run_demo(
         "tilt_angles_deg": angles.tolist(),
         "timings_s": timings,
     }
-    with atomic_write(out / "provenance.json") as tmp:
-        tmp.write_text(json.dumps(provenance, indent=2) + "\n", encoding="utf-8")
+    write_provenance(out / "provenance.json", provenance)
     _write_report(out, timings, paired, unlabelled)
     return timings
 
