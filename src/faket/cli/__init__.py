@@ -11,6 +11,7 @@ import sys
 import click
 
 from faket import __version__
+from faket._runtime import keep_freed_memory_for_reuse
 from faket.cli.demo import demo
 from faket.cli.noise import noise
 from faket.cli.project import project
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     int
         The exit status.
     """
+    keep_freed_memory_for_reuse()
     try:
         cli.main(args=argv, prog_name="faket", standalone_mode=False)
     except click.exceptions.Abort:

@@ -5,8 +5,10 @@ of a difference ``d``: an MSE scaled so that its gradient has an L1 norm of abou
 (REFERENCE.md section 3). For the content layer ``d = F(x) - F(content)``; for a style
 layer ``d = G(x) - G(style)`` with the Gram matrix ``G = F F^T / (H W)``.
 
-Everything here runs in float32, whatever the precision of the features: Gram matrices,
-sums and losses are reductions, and bf16 would lose them.
+All reductions run in float32, whatever the precision of the features: Gram matrices,
+sums and losses. Features are read in chunks of positions that are converted to float32
+on the fly, so no float32 copy of a whole activation map is ever made, and gradients are
+written straight back in the features' dtype and memory layout.
 
 The gradients are written out (:func:`content_feature_gradient`,
 :func:`style_feature_gradient`) instead of left to autograd, because they depend on the
@@ -17,19 +19,32 @@ back-propagates each tile's exact share (see :mod:`faket.style.tiling`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
+CHUNK_POSITIONS = 1 << 15
+"""Positions per chunk of a float32 reduction (32768 x 64 channels = 8 MiB)."""
 
-def _positions_by_channels(features: torch.Tensor) -> torch.Tensor:
-    """Return ``(batch, h * w, channels)`` float32: ``F^T``, a view for channels-last input."""
+
+def _positions(features: torch.Tensor) -> torch.Tensor:
+    """Return ``(batch, h * w, channels)``: ``F^T``, a view for channels-last tensors."""
     b, c = features.shape[:2]
-    return features.float().permute(0, 2, 3, 1).reshape(b, -1, c)
+    return features.permute(0, 2, 3, 1).reshape(b, -1, c)
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Return ``F F^T / (H W)`` per image, in float32.
+def _chunks(n: int) -> Iterator[slice]:
+    for start in range(0, n, CHUNK_POSITIONS):
+        yield slice(start, min(n, start + CHUNK_POSITIONS))
+
+
+def _empty_like_channels_last(features: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(features, memory_format=torch.channels_last)
+
+
+def gram_sum(features: torch.Tensor) -> torch.Tensor:
+    """Return the unnormalised ``F F^T`` per image in float32, for accumulating over tiles.
 
     Parameters
     ----------
@@ -41,35 +56,18 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     torch.Tensor
         ``(batch, channels, channels)`` float32.
     """
+    positions = _positions(features)
+    b, n, c = positions.shape
+    total = torch.zeros((b, c, c), dtype=torch.float32, device=features.device)
+    for part in _chunks(n):
+        p = positions[:, part].float()
+        total.baddbmm_(p.transpose(1, 2), p)
+    return total
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Return ``F F^T / (H W)`` per image, ``(batch, channels, channels)`` float32."""
     return gram_sum(features) / (features.shape[-2] * features.shape[-1])
-
-
-def gram_sum(features: torch.Tensor) -> torch.Tensor:
-    """Return the unnormalised ``F F^T`` per image in float32, for accumulating over tiles."""
-    positions = _positions_by_channels(features)
-    return positions.transpose(1, 2) @ positions
-
-
-def _image_dims(x: torch.Tensor) -> tuple[int, ...]:
-    return tuple(range(1, x.ndim))
-
-
-def scaled_mse(diff: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Return ``sum(d^2) / (sum(|d|) + eps)`` per image.
-
-    Parameters
-    ----------
-    diff : torch.Tensor
-        ``(batch, ...)`` differences.
-    eps : float
-        Guards the division when ``d`` is zero.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(batch,)`` float32.
-    """
-    return DiffSums.of(diff).loss(eps)
 
 
 @dataclass(frozen=True)
@@ -86,11 +84,24 @@ class DiffSums:
     def of(diff: torch.Tensor) -> DiffSums:
         """Return the sums of ``diff`` ``(batch, ...)`` over all but the first axis."""
         d = diff.float()
-        dims = _image_dims(d)
+        dims = tuple(range(1, d.ndim))
         # Norms reduce in one pass without temporaries, whatever the memory layout.
         return DiffSums(
             torch.linalg.vector_norm(d, 1, dim=dims), torch.linalg.vector_norm(d, 2, dim=dims) ** 2
         )
+
+    @staticmethod
+    def between(features: torch.Tensor, target: torch.Tensor) -> DiffSums:
+        """Return the sums of ``features - target`` (both ``(batch, c, h, w)``), chunked."""
+        f, t = _positions(features), _positions(target)
+        b = f.shape[0]
+        abs_sum = torch.zeros(b, dtype=torch.float32, device=features.device)
+        sq_sum = torch.zeros_like(abs_sum)
+        for part in _chunks(f.shape[1]):
+            sums = DiffSums.of(f[:, part].float() - t[:, part].float())
+            abs_sum += sums.abs_sum
+            sq_sum += sums.sq_sum
+        return DiffSums(abs_sum, sq_sum)
 
     def __add__(self, other: DiffSums) -> DiffSums:
         return DiffSums(self.abs_sum + other.abs_sum, self.sq_sum + other.sq_sum)
@@ -98,6 +109,11 @@ class DiffSums:
     def loss(self, eps: float = 1e-8) -> torch.Tensor:
         """Return the scaled MSE ``sq_sum / (abs_sum + eps)``, ``(batch,)``."""
         return self.sq_sum / (self.abs_sum + eps)
+
+
+def scaled_mse(diff: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Return ``sum(d^2) / (sum(|d|) + eps)`` per image, ``(batch,)`` float32."""
+    return DiffSums.of(diff).loss(eps)
 
 
 def scaled_mse_gradient(diff: torch.Tensor, sums: DiffSums, eps: float = 1e-8) -> torch.Tensor:
@@ -109,16 +125,16 @@ def scaled_mse_gradient(diff: torch.Tensor, sums: DiffSums, eps: float = 1e-8) -
     Parameters
     ----------
     diff : torch.Tensor
-        ``(batch, ...)`` part of ``d`` (all of it, or one tile).
+        ``(batch, ...)`` part of ``d`` (all of it, one tile or one chunk).
     sums : DiffSums
-        Sums over the whole ``d`` (all tiles).
+        Sums over the whole ``d``.
     eps : float
         As in :func:`scaled_mse`.
 
     Returns
     -------
     torch.Tensor
-        Same shape and memory layout as ``diff``, float32.
+        Same shape as ``diff``, float32.
     """
     d = diff.float()
     shape = (-1,) + (1,) * (d.ndim - 1)
@@ -128,23 +144,32 @@ def scaled_mse_gradient(diff: torch.Tensor, sums: DiffSums, eps: float = 1e-8) -
 
 
 def content_feature_gradient(
-    diff: torch.Tensor, sums: DiffSums, weight: float, eps: float
+    features: torch.Tensor, target: torch.Tensor, sums: DiffSums, weight: float, eps: float
 ) -> torch.Tensor:
     """Return ``dL/dF`` of ``weight * S(F - target)`` for (a tile of) the content layer.
 
     Parameters
     ----------
-    diff : torch.Tensor
-        ``(batch, channels, h, w)`` float32 ``F - target``: the image's activations minus
-        the content image's.
+    features, target : torch.Tensor
+        ``(batch, channels, h, w)`` activations of the image and of the content image.
     sums : DiffSums
         Sums of ``F - target`` over the whole image.
     weight : float
         Content weight.
     eps : float
         Scaled-MSE guard.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, channels, h, w)`` in the features' dtype, channels-last.
     """
-    return scaled_mse_gradient(diff, sums, eps).mul_(weight)
+    out = _empty_like_channels_last(features)
+    f, t, o = _positions(features), _positions(target), _positions(out)
+    for part in _chunks(f.shape[1]):
+        d = f[:, part].float() - t[:, part].float()
+        o[:, part] = scaled_mse_gradient(d, sums, eps).mul_(weight)
+    return out
 
 
 def style_gram_gradient(
@@ -172,9 +197,12 @@ def style_feature_gradient(
     Returns
     -------
     torch.Tensor
-        ``(batch, c, h, w)`` float32.
+        ``(batch, c, h, w)`` in the features' dtype, channels-last; computed in float32.
     """
+    # (F^T sym)^T = sym F, as sym is symmetric; computed on F^T, position chunk by chunk.
     sym = (gram_gradient + gram_gradient.transpose(1, 2)) / n_positions
-    b, c, h, w = features.shape
-    # (F^T sym)^T = sym F, as sym is symmetric; computed on F^T, a view for channels-last.
-    return (_positions_by_channels(features) @ sym).reshape(b, h, w, c).permute(0, 3, 1, 2)
+    out = _empty_like_channels_last(features)
+    f, o = _positions(features), _positions(out)
+    for part in _chunks(f.shape[1]):
+        o[:, part] = f[:, part].float() @ sym
+    return out

@@ -176,18 +176,21 @@ class _Stats:
         self.counts = {k: self.counts[k] + counts[k] for k in counts}
 
 
-def _content_diff(image_core: torch.Tensor, content_core: torch.Tensor) -> torch.Tensor:
-    """Return ``F(image) - F(content)`` in float32 (the cast and subtraction in two passes)."""
-    return image_core.detach().to(torch.float32, copy=True).sub_(content_core)
-
-
 def _core_stats(
-    cores32: dict[str, torch.Tensor], content_diff: torch.Tensor, spec: LossSpec
+    feats: dict[str, torch.Tensor],
+    content_feat: dict[str, torch.Tensor],
+    tile: Tile,
+    spec: LossSpec,
 ) -> tuple[DiffSums, dict[str, torch.Tensor], dict[str, int]]:
-    """Return one tile core's share of the global sums, from float32 core features."""
-    grams = {name: gram_sum(cores32[name]) for name in spec.style_weights}
-    counts = {name: cores32[name].shape[-2] * cores32[name].shape[-1] for name in grams}
-    return DiffSums.of(content_diff), grams, counts
+    """Return one tile core's share of the global sums (float32)."""
+    name = spec.content_layer
+    content = DiffSums.between(
+        _core(feats[name], tile, name).detach(), _core(content_feat[name], tile, name)
+    )
+    cores = {n: _core(feats[n], tile, n).detach() for n in spec.style_weights}
+    grams = {n: gram_sum(core) for n, core in cores.items()}
+    counts = {n: core.shape[-2] * core.shape[-1] for n, core in cores.items()}
+    return content, grams, counts
 
 
 def loss_gradient(
@@ -231,12 +234,7 @@ def loss_gradient(
                 with autocast():
                     feats = model(tile.take(image), layers)
                     content_feat = model(tile.take(content), [spec.content_layer])
-                name = spec.content_layer
-                cores32 = {n: _core(feats[n], tile, n).float() for n in spec.style_weights}
-                diff = _content_diff(
-                    _core(feats[name], tile, name), _core(content_feat[name], tile, name)
-                )
-                stats.add(*_core_stats(cores32, diff, spec))
+                stats.add(*_core_stats(feats, content_feat, tile, spec))
     gradient = image.new_zeros(image.shape, dtype=torch.float32) if len(tiles) > 1 else None
     gram_grads: dict[str, torch.Tensor] = {}
     for tile in tiles:  # pass 2 (the only pass for one tile)
@@ -246,32 +244,34 @@ def loss_gradient(
             with torch.no_grad():
                 content_feat = model(tile.take(content), [spec.content_layer])
         cores = {name: _core(feats[name], tile, name) for name in layers}
-        cores32 = {name: cores[name].detach().float() for name in spec.style_weights}
-        name = spec.content_layer
-        diff = _content_diff(cores[name], _core(content_feat[name], tile, name))
-        del content_feat
         if len(tiles) == 1:
-            stats.add(*_core_stats(cores32, diff, spec))
+            stats.add(*_core_stats(feats, content_feat, tile, spec))
         assert stats.content is not None and stats.grams is not None and stats.counts is not None
         if not gram_grads:
             for name, weight in spec.style_weights.items():
                 gram = stats.grams[name] / stats.counts[name]
                 gram_grads[name] = style_gram_gradient(gram, style_grams[name], weight, spec.eps)
+        name = spec.content_layer
         grads = {
-            spec.content_layer: content_feature_gradient(
-                diff, stats.content, spec.content_weight, spec.eps
+            name: content_feature_gradient(
+                cores[name].detach(),
+                _core(content_feat[name], tile, name),
+                stats.content,
+                spec.content_weight,
+                spec.eps,
             )
         }
-        del diff
+        del content_feat
         for name in spec.style_weights:
-            grad = style_feature_gradient(cores32[name], gram_grads[name], stats.counts[name])
+            grad = style_feature_gradient(
+                cores[name].detach(), gram_grads[name], stats.counts[name]
+            )
             grads[name] = grads[name] + grad if name in grads else grad
-        del cores32
         # Inject dL/dF at each layer and back-propagate to the tile's pixels.
         names = list(grads)
         torch.autograd.backward(
             [cores[name] for name in names],
-            [grads.pop(name).to(cores[name].dtype) for name in names],
+            [grads.pop(name) for name in names],
             inputs=[part],
         )
         assert part.grad is not None

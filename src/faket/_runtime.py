@@ -1,0 +1,42 @@
+"""Process-wide runtime settings that make CPU runs faster; used by the CLI and benchmarks.
+
+glibc serves every allocation above 32 MiB with a fresh ``mmap`` and returns it to the
+system on ``free``, so each large activation of a network is faulted in and zeroed by the
+kernel again, page by page. For the style transfer at 1024^2 that cost a third of the
+run time (measured: 1.4 million page faults and 2.1 s of system time per tilt). Keeping
+large blocks in the heap for reuse removes it. The library itself never calls this: it
+changes the whole process, so only entry points opt in.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_MAX = -4
+
+
+def keep_freed_memory_for_reuse() -> bool:
+    """Ask glibc to serve large blocks from the heap and keep freed ones for reuse.
+
+    Returns
+    -------
+    bool
+        True if the setting took effect (glibc on Linux), False elsewhere (no change).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    # No mmap for large blocks (they come from the heap), and never trim the heap's top.
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
