@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 
 _M_TRIM_THRESHOLD = -1
@@ -40,3 +41,44 @@ def keep_freed_memory_for_reuse() -> bool:
     mallopt.restype = ctypes.c_int
     # No mmap for large blocks (they come from the heap), and never trim the heap's top.
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+def release_free_memory() -> None:
+    """Return the heap's free pages to the system (glibc ``malloc_trim``); no-op elsewhere.
+
+    With :func:`keep_freed_memory_for_reuse`, long-lived small blocks can pin the heap
+    so that it grows from one tilt to the next; trimming between batches bounds the
+    resident memory while keeping the reuse within a batch.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):
+        return
+
+
+def resident_bytes() -> int:
+    """Return this process's resident memory in bytes (Linux ``/proc``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def release_free_memory_above(limit_bytes: int) -> bool:
+    """Trim the heap (:func:`release_free_memory`) when resident memory exceeds a limit.
+
+    Returns
+    -------
+    bool
+        Whether it trimmed.
+    """
+    if resident_bytes() <= limit_bytes:
+        return False
+    release_free_memory()
+    return True

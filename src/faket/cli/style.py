@@ -139,6 +139,7 @@ def style(
     """
     import torch
 
+    from faket._runtime import release_free_memory_above, resident_bytes
     from faket.errors import FaketInputError
     from faket.io import read_mrc, write_mrc
     from faket.io.provenance import provenance_path, write_provenance
@@ -155,6 +156,14 @@ def style(
     model = model.to(target)
     tensors = {k: torch.from_numpy(v.data).to(target) for k, v in stacks.items()}
     settings = StyleSettings(iterations=iterations, step_size=step_size)
+    budget = int(memory_gib * 2**30)
+    # Heap reuse (see faket._runtime) can fragment; trim when beyond inputs + one budget.
+    memory_limit = resident_bytes() + budget
+
+    def progress(n: int) -> None:
+        bar.update(n)  # type: ignore[attr-defined]
+        release_free_memory_above(memory_limit)
+
     start = time.perf_counter()
     try:
         with progress_bar(n_tilts, "style", "tilt") as bar:
@@ -167,8 +176,8 @@ def style(
                 precision=precision,
                 tile=tile,
                 halo=halo,
-                memory_budget_bytes=int(memory_gib * 2**30),
-                progress=bar.update,  # type: ignore[attr-defined]
+                memory_budget_bytes=budget,
+                progress=progress,
                 names=(str(init_path), str(content_path), str(style_path)),
             )
     except FaketInputError:
