@@ -217,7 +217,10 @@ def test_demo_writes_mrcs_figures_and_report(capsys, tmp_path):
         assert data.voxel_size_a == pytest.approx(10.0)
     assert read_mrc(demo / "model_0" / "noisy.mrc", ndim=3).data.shape == (61, 32, 32)
     report = (demo / "report.html").read_text()
-    for png in ("projections.png", "noise_stats.png", "power_spectra.png"):
+    tomogram = read_mrc(demo / "model_0" / "tomogram_faket.mrc", ndim=3).data
+    assert tomogram.shape == (16, 32, 32)  # the specimen's depth, the detector's size
+    assert (demo / "reference_0" / "tomogram_reference.mrc").is_file()
+    for png in ("projections.png", "noise_stats.png", "power_spectra.png", "tomograms.png"):
         assert (demo / png).stat().st_size > 1000 and png in report
     provenance = json.loads((demo / "provenance.json").read_text())
     assert provenance["seed"] == 5 and set(provenance["timings_s"]) >= {"project", "modalities"}

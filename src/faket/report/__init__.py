@@ -5,6 +5,7 @@ from faket.report.figures import (
     plot_noise_stats,
     plot_power_spectra,
     plot_projections,
+    plot_tomogram_slices,
 )
 from faket.report.html import Section, render_report, write_report
 
@@ -14,6 +15,7 @@ __all__ = [
     "plot_noise_stats",
     "plot_power_spectra",
     "plot_projections",
+    "plot_tomogram_slices",
     "render_report",
     "write_report",
 ]

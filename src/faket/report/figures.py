@@ -135,6 +135,55 @@ def plot_power_spectra(
     _save(fig, path)
 
 
+def plot_tomogram_slices(
+    tomograms: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    points_zyx: Sequence[tuple[float, float, float]] = (),
+) -> None:
+    """Draw the central XY and XZ slices of each tomogram, a row per tomogram.
+
+    Parameters
+    ----------
+    tomograms : mapping of str to numpy.ndarray
+        Name -> ``(nz, ny, nx)`` volume, all of one shape.
+    path : str or PathLike
+        PNG to write.
+    points_zyx : sequence of (z, y, x)
+        Particle centres in voxels; those within 3 voxels of a slice are circled on it.
+
+    Each slice is drawn with its own 1st-99th percentile grey range.
+    """
+    fig, axes = _figure(len(tomograms), 2, (8, 2.6 * len(tomograms)))
+    points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
+    for row, (name, volume) in enumerate(tomograms.items()):
+        nz, ny, nx = volume.shape
+        views = [
+            (f"XY (z = {nz // 2})", volume[nz // 2], points[:, 0], points[:, [2, 1]], nz // 2),
+            (
+                f"XZ (y = {ny // 2})",
+                volume[:, ny // 2],
+                points[:, 1],
+                points[:, [2, 0]],
+                ny // 2,
+            ),
+        ]
+        for col, (title, image, depth, xy, centre) in enumerate(views):
+            ax = axes[row, col]
+            low, high = np.percentile(image, [1, 99])
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
+            near = np.abs(depth - centre) <= 3
+            if near.any():
+                ax.scatter(xy[near, 0], xy[near, 1], s=60, facecolors="none", edgecolors="r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=10)
+            if col == 0:
+                ax.set_ylabel(name, fontsize=10)
+    _save(fig, path)
+
+
 def figure_path(folder: str | os.PathLike[str], name: str) -> Path:
     """Return ``folder/name.png``."""
     return Path(folder) / f"{name}.png"
