@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 from skimage.transform import radon
 
 from faket.projection import detector_length, project_tilt_series
@@ -37,15 +36,6 @@ def reference_projection(volume: np.ndarray, y_slices: range) -> np.ndarray:
     for i, y in enumerate(y_slices):
         out[:, i, :] = -radon(volume[:, y, :], theta=ANGLES, circle=False)[start : start + nx].T
     return out
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def bench_size(n: int, repeats: int, reference_slices: int) -> str:

@@ -29,26 +29,16 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
-import time
 
 import numpy as np
 import torch
+from _timing import timed
 from radontea import backproject_3d
 
 from faket.reconstruction import backproject_tilt_series, filter_tilt_series
 from faket.reconstruction._operator import _backprojection_csr
 
 ANGLES = np.arange(-60.0, 60.0 + 1e-9, 2.0)
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
 
 
 def prefiltered_sinogram(n: int, ny: int) -> torch.Tensor:

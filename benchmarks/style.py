@@ -27,6 +27,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+from _timing import median_seconds
 
 from faket._runtime import keep_freed_memory_for_reuse, release_free_memory_above, resident_bytes
 from faket.style import StyleSettings, load_backbone, stylize_batch
@@ -117,15 +118,6 @@ def calibrate(precision: str) -> float:
             F.conv2d(x, w, padding=1)
             times.append(time.perf_counter() - t0)
     return flops / statistics.median(times[1:])
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def full_run() -> None:

@@ -19,3 +19,16 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 def rng() -> np.random.Generator:
     """A seeded numpy generator, so every test run sees the same data."""
     return np.random.default_rng(20261121)
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run ``faket`` in-process: ``run_cli(*args) -> (exit code, stdout, stderr)``."""
+    from faket.cli import main
+
+    def run(*args: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

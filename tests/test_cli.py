@@ -25,12 +25,6 @@ def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize(
     ("command", "expected"),
     [
@@ -41,16 +35,15 @@ def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, st
         (["demo"], "report.html"),
     ],
 )
-def test_help_says_what_each_command_does(capsys, command, expected):
-    code, out, _ = run(capsys, *command, "--help")
+def test_help_says_what_each_command_does(run_cli, command, expected):
+    code, out, _ = run_cli(*command, "--help")
     assert code == 0
     assert expected in " ".join(out.split())
 
 
-def test_project_writes_the_tilt_series_with_the_pixel_size(capsys, volume_file, tmp_path):
+def test_project_writes_the_tilt_series_with_the_pixel_size(run_cli, volume_file, tmp_path):
     out = tmp_path / "tilts.mrc"
-    code, stdout, _ = run(
-        capsys,
+    code, stdout, _ = run_cli(
         "project",
         volume_file,
         "--angles",
@@ -69,7 +62,7 @@ def test_project_writes_the_tilt_series_with_the_pixel_size(capsys, volume_file,
     np.testing.assert_array_equal(tilts.data, expected.numpy())
 
 
-def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
+def test_noise_estimate_then_apply_round_trip(run_cli, tmp_path, rng):
     # Two reference tomograms with known r = 0.6 and sigma = 0.8 per tilt.
     references, cleans = [], []
     for i in range(2):
@@ -80,8 +73,7 @@ def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
         references.append(tmp_path / f"ref{i}.mrc")
         cleans.append(tmp_path / f"clean{i}.mrc")
     stats_path = tmp_path / "stats.json"
-    code, out, err = run(
-        capsys,
+    code, out, err = run_cli(
         "noise",
         "estimate",
         "--reference",
@@ -100,8 +92,7 @@ def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
         np.testing.assert_allclose(stats.sigma.numpy(), 0.8, atol=0.05)
 
     noisy = tmp_path / "noisy.mrc"
-    code, _, err = run(
-        capsys,
+    code, _, err = run_cli(
         "noise",
         "apply",
         cleans[0],
@@ -123,11 +114,10 @@ def test_noise_estimate_then_apply_round_trip(capsys, tmp_path, rng):
     np.testing.assert_array_equal(read_mrc(noisy).data, expected.numpy())
 
 
-def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(capsys, tmp_path, rng):
+def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(run_cli, tmp_path, rng):
     write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "ref.mrc")
     write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "ref.tlt")
-    code, out, err = run(
-        capsys,
+    code, out, err = run_cli(
         "noise",
         "estimate",
         "--reference",
@@ -145,18 +135,18 @@ def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(capsys, 
     np.testing.assert_allclose(stats.sigma.numpy(), 1.0, atol=0.1)
 
 
-def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(capsys, tmp_path):
+def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(run_cli, tmp_path):
     bad = tmp_path / "not_a_volume.mrc"
     bad.write_text("hello, I am not an MRC file\n")
     write_tilt_angles(ANGLES, tmp_path / "angles.tlt")
     out = tmp_path / "tilts.mrc"
-    code, _, err = run(capsys, "project", bad, "--angles", tmp_path / "angles.tlt", "-o", out)
+    code, _, err = run_cli("project", bad, "--angles", tmp_path / "angles.tlt", "-o", out)
     assert code == 2
     assert err.count("\n") == 1 and "not_a_volume.mrc" in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["angles.tlt", "not_a_volume.mrc"]
 
 
-def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
+def test_apply_refuses_stats_of_another_tilt_count(run_cli, capsys, tmp_path, rng):
     write_mrc(rng.standard_normal((4, 16, 16)).astype(np.float32), tmp_path / "c.mrc")
     write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "r5.mrc")
     write_mrc(rng.standard_normal((5, 16, 16)).astype(np.float32), tmp_path / "c5.mrc")
@@ -176,8 +166,7 @@ def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
         == 0
     )
     capsys.readouterr()
-    code, _, err = run(
-        capsys,
+    code, _, err = run_cli(
         "noise",
         "apply",
         tmp_path / "c.mrc",
@@ -192,9 +181,8 @@ def test_apply_refuses_stats_of_another_tilt_count(capsys, tmp_path, rng):
     assert not (tmp_path / "o.mrc").exists()
 
 
-def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(capsys, tmp_path):
-    code, _, err = run(
-        capsys,
+def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(run_cli, tmp_path):
+    code, _, err = run_cli(
         "noise",
         "estimate",
         "--reference",
@@ -208,8 +196,8 @@ def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(capsys, tmp
     assert code == 2 and "2 --reference files but 1 --noiseless" in err
 
 
-def test_demo_writes_mrcs_figures_and_report(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "-o", tmp_path / "demo", "--size", 32, "--seed", 5)
+def test_demo_writes_mrcs_figures_and_report(run_cli, tmp_path):
+    code, out, err = run_cli("demo", "-o", tmp_path / "demo", "--size", 32, "--seed", 5)
     assert code == 0, err
     demo = tmp_path / "demo"
     for name in ("grandmodel", "noiseless", "noisy", "content", "baseline", "faket"):
@@ -234,11 +222,10 @@ def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
         assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()
 
 
-def test_angle_count_mismatch_names_both_files(capsys, tmp_path, rng):
+def test_angle_count_mismatch_names_both_files(run_cli, tmp_path, rng):
     write_mrc(rng.standard_normal((3, 32, 32)).astype(np.float32), tmp_path / "ref.mrc")
     write_tilt_angles([-10.0, 0.0, 10.0, 20.0], tmp_path / "ref.tlt")
-    code, _, err = run(
-        capsys,
+    code, _, err = run_cli(
         "noise",
         "estimate",
         "--reference",

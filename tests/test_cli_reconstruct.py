@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from faket.cli import main
 from faket.cli.reconstruct import _FILTERS
 from faket.io import read_mrc, write_mrc, write_tilt_angles
 from faket.io.provenance import provenance_path
@@ -28,14 +27,8 @@ def tilts_file(tmp_path: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_help_shows_the_example(capsys):
-    code, out, _ = run(capsys, "reconstruct", "--help")
+def test_help_shows_the_example(run_cli):
+    code, out, _ = run_cli("reconstruct", "--help")
     assert code == 0 and "--filter approx-shrec" in out and "Angstrom" in out
 
 
@@ -50,11 +43,10 @@ def test_provenance_path():
 
 
 def test_writes_the_tomogram_with_the_binned_pixel_size_and_provenance(
-    capsys, tilts_file, tmp_path
+    run_cli, tilts_file, tmp_path
 ):
     out = tmp_path / "tomo.mrc"
-    code, stdout, err = run(
-        capsys,
+    code, stdout, err = run_cli(
         "reconstruct",
         tilts_file,
         "--angles",
@@ -91,10 +83,9 @@ def test_writes_the_tomogram_with_the_binned_pixel_size_and_provenance(
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary files left
 
 
-def test_z_range_spline_binning_and_flip(capsys, tilts_file, tmp_path):
+def test_z_range_spline_binning_and_flip(run_cli, tilts_file, tmp_path):
     out = tmp_path / "slab.mrc"
-    code, _, err = run(
-        capsys,
+    code, _, err = run_cli(
         "reconstruct",
         tilts_file,
         "--angles",
@@ -133,39 +124,55 @@ def assert_one_line_and_nothing_written(code: int, err: str, tmp_path: Path, *na
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_angle_count_mismatch(capsys, tilts_file, tmp_path):
+def test_angle_count_mismatch(run_cli, tilts_file, tmp_path):
     write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "three.tlt")
-    code, _, err = run(
-        capsys, "reconstruct", tilts_file, "--angles", tmp_path / "three.tlt", "-o",
+    code, _, err = run_cli(
+        "reconstruct",
+        tilts_file,
+        "--angles",
+        tmp_path / "three.tlt",
+        "-o",
         tmp_path / "tomo.mrc",
-    )  # fmt: skip
+    )
     assert_one_line_and_nothing_written(code, err, tmp_path, "three.tlt", "tilts.mrc", "7")
 
 
-def test_thickness_larger_than_the_detector(capsys, tilts_file, tmp_path):
-    code, _, err = run(
-        capsys, "reconstruct", tilts_file, "--angles", tmp_path / "angles.tlt", "--bin", 2,
-        "--thickness", 17, "-o", tmp_path / "tomo.mrc",
-    )  # fmt: skip
+def test_thickness_larger_than_the_detector(run_cli, tilts_file, tmp_path):
+    code, _, err = run_cli(
+        "reconstruct",
+        tilts_file,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "--bin",
+        2,
+        "--thickness",
+        17,
+        "-o",
+        tmp_path / "tomo.mrc",
+    )
     assert_one_line_and_nothing_written(
         code, err, tmp_path, "tilts.mrc", "--thickness 17", "detector width 16", "no sense"
     )
 
 
-def test_non_square_pixels(capsys, tmp_path):
+def test_non_square_pixels(run_cli, tmp_path):
     path = tmp_path / "stretched.mrc"
     with mrcfile.new(path) as mrc:
         mrc.set_data(np.ones((7, 8, 8), dtype=np.float32))
         mrc.voxel_size = (4.0, 5.0, 1.0)  # X 4 A, Y 5 A
     write_tilt_angles(ANGLES, tmp_path / "angles.tlt")
-    code, _, err = run(
-        capsys, "reconstruct", path, "--angles", tmp_path / "angles.tlt", "-o",
+    code, _, err = run_cli(
+        "reconstruct",
+        path,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "-o",
         tmp_path / "tomo.mrc",
-    )  # fmt: skip
+    )
     assert_one_line_and_nothing_written(code, err, tmp_path, "stretched.mrc", "not square")
 
 
-def test_nan_values(capsys, tmp_path):
+def test_nan_values(run_cli, tmp_path):
     data = np.zeros((7, 8, 8), dtype=np.float32)
     data[3, 2, 1] = np.nan
     path = tmp_path / "holes.mrc"
@@ -174,27 +181,46 @@ def test_nan_values(capsys, tmp_path):
         with mrcfile.new(path) as mrc:
             mrc.set_data(data)
     write_tilt_angles(ANGLES, tmp_path / "angles.tlt")
-    code, _, err = run(
-        capsys, "reconstruct", path, "--angles", tmp_path / "angles.tlt", "-o",
+    code, _, err = run_cli(
+        "reconstruct",
+        path,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "-o",
         tmp_path / "tomo.mrc",
-    )  # fmt: skip
+    )
     assert_one_line_and_nothing_written(code, err, tmp_path, "holes.mrc", "NaN or Inf")
 
 
-def test_imod_backend_without_imod_says_so(capsys, tilts_file, tmp_path, monkeypatch):
+def test_imod_backend_without_imod_says_so(run_cli, tilts_file, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "")
-    code, _, err = run(
-        capsys, "reconstruct", tilts_file, "--angles", tmp_path / "angles.tlt", "--backend",
-        "imod", "-o", tmp_path / "tomo.mrc",
-    )  # fmt: skip
+    code, _, err = run_cli(
+        "reconstruct",
+        tilts_file,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "--backend",
+        "imod",
+        "-o",
+        tmp_path / "tomo.mrc",
+    )
     assert code == 1 and "IMOD is not installed" in err and err.count("\n") == 1
     assert not (tmp_path / "tomo.mrc").exists()
 
 
-def test_z_range_and_thickness_together_is_a_usage_error(capsys, tilts_file, tmp_path):
-    code, _, err = run(
-        capsys, "reconstruct", tilts_file, "--angles", tmp_path / "angles.tlt", "--z-range",
-        0.3, 0.6, "--thickness", 5, "-o", tmp_path / "tomo.mrc",
-    )  # fmt: skip
+def test_z_range_and_thickness_together_is_a_usage_error(run_cli, tilts_file, tmp_path):
+    code, _, err = run_cli(
+        "reconstruct",
+        tilts_file,
+        "--angles",
+        tmp_path / "angles.tlt",
+        "--z-range",
+        0.3,
+        0.6,
+        "--thickness",
+        5,
+        "-o",
+        tmp_path / "tomo.mrc",
+    )
     assert code == 2 and "either --z-range or --thickness" in err
     assert not (tmp_path / "tomo.mrc").exists()
