@@ -33,6 +33,8 @@ def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
         (["noise", "estimate"], "Pearson correlation"),
         (["noise", "apply"], "sigma x 0.25"),
         (["demo"], "report.html"),
+        (["style"], "style tilt-series"),
+        (["reconstruct"], "Reconstruct a tomogram"),
     ],
 )
 def test_help_says_what_each_command_does(run_cli, command, expected):
