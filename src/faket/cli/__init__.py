@@ -14,6 +14,7 @@ from faket import __version__
 from faket._runtime import keep_freed_memory_for_reuse
 from faket.cli.demo import demo
 from faket.cli.noise import noise
+from faket.cli.phantom import phantom
 from faket.cli.project import project
 from faket.cli.reconstruct import reconstruct
 from faket.cli.style import style
@@ -36,6 +37,7 @@ cli.add_command(noise)
 cli.add_command(style)
 cli.add_command(demo)
 cli.add_command(reconstruct)
+cli.add_command(phantom)
 
 
 def main(argv: list[str] | None = None) -> int:

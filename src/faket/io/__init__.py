@@ -9,8 +9,18 @@ from faket.io.angles import check_angle_count, read_tilt_angles, write_tilt_angl
 from faket.io.mrc import MrcData, read_mrc, read_voxel_size, write_mrc
 from faket.io.noise_stats import read_noise_stats, write_noise_stats
 from faket.io.particles import Particle, read_particle_locations, write_particle_locations
+from faket.io.particles_star import (
+    read_classes_json,
+    read_particles_star,
+    write_classes_json,
+    write_particles_star,
+)
 
 __all__ = [
+    "read_classes_json",
+    "read_particles_star",
+    "write_classes_json",
+    "write_particles_star",
     "MrcData",
     "Particle",
     "atomic_write",

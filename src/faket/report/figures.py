@@ -184,6 +184,40 @@ def plot_tomogram_slices(
     _save(fig, path)
 
 
+def plot_particle_gallery(
+    maps: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    voxel_size_a: float,
+) -> None:
+    """Draw each particle map's projections along Z (top row) and along X (bottom row).
+
+    Parameters
+    ----------
+    maps : mapping of str to numpy.ndarray
+        Name -> ``(n, n, n)`` centred map (e.g. `faket.phantom.builtin_particle`).
+    path : str or PathLike
+        PNG to write.
+    voxel_size_a : float
+        Voxel size in A; the axes are in nm, centred on the particle.
+
+    Dense matter is drawn dark, as in a micrograph; each panel has its own grey range.
+    """
+    fig, axes = _figure(2, len(maps), (1.9 * len(maps), 4.2))
+    for col, (name, volume) in enumerate(maps.items()):
+        half = volume.shape[0] / 2 * voxel_size_a / 10.0
+        for row, axis in enumerate((0, 2)):
+            ax = axes[row, col]
+            ax.imshow(-volume.sum(axis=axis), cmap="gray", extent=(-half, half, half, -half))
+            ax.tick_params(labelsize=7)
+            if row == 0:
+                ax.set_title(name, fontsize=10)
+        axes[1, col].set_xlabel("nm", fontsize=8)
+    axes[0, 0].set_ylabel("along Z", fontsize=9)
+    axes[1, 0].set_ylabel("along X", fontsize=9)
+    _save(fig, path)
+
+
 def figure_path(folder: str | os.PathLike[str], name: str) -> Path:
     """Return ``folder/name.png``."""
     return Path(folder) / f"{name}.png"
