@@ -211,7 +211,8 @@ def test_demo_writes_mrcs_figures_and_report(run_cli, tmp_path):
     tomogram = read_mrc(demo / "model_0" / "tomogram_faket.mrc", ndim=3).data
     assert tomogram.shape == (16, 32, 32)  # the specimen's depth, the detector's size
     assert (demo / "reference_0" / "tomogram_reference.mrc").is_file()
-    for png in ("projections.png", "noise_stats.png", "power_spectra.png", "tomograms.png"):
+    pngs = ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
+    for png in (f"{name}.png" for name in pngs):
         assert (demo / png).stat().st_size > 1000 and png in report
     provenance = json.loads((demo / "provenance.json").read_text())
     assert provenance["seed"] == 5 and set(provenance["timings_s"]) >= {"project", "modalities"}

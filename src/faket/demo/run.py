@@ -36,12 +36,13 @@ from faket.noise import (
     make_modality,
     radial_power_spectrum,
 )
-from faket.phantom import Sphere, demo_specimen
+from faket.phantom import BUILTIN_PARTICLES, Sphere, builtin_particle, demo_specimen
 from faket.projection import project_tilt_series
 from faket.reconstruction import reconstruct_tomogram
 from faket.report import (
     Section,
     plot_noise_stats,
+    plot_particle_gallery,
     plot_power_spectra,
     plot_projections,
     plot_tomogram_slices,
@@ -206,6 +207,8 @@ def run_demo(
             freq, power = radial_power_spectrum(series[centre].cpu())
             spectra[name] = (freq.numpy(), power[0].numpy())
         plot_power_spectra(spectra, out / "power_spectra.png")
+        gallery = {name: builtin_particle(name, voxel_size_a) for name in BUILTIN_PARTICLES}
+        plot_particle_gallery(gallery, out / "particle_library.png", voxel_size_a=voxel_size_a)
         plot_tomogram_slices(
             {k: v.cpu().numpy() for k, v in tomograms.items() if k != "reference"},
             out / "tomograms.png",
@@ -255,6 +258,13 @@ def _write_report(
             "Central XY and XZ slices of each modality's reconstruction (ramp-filtered "
             "back-projection over -60..60 degrees; the missing wedge elongates objects "
             "along Z). Red circles: particle centres within 3 voxels of the slice.",
+        ),
+        Section(
+            "Built-in particle library",
+            "particle_library.png",
+            "The particle types `faket phantom --builtin` places (projections along Z and X "
+            "at the demo's voxel size), procedurally made of Gaussian blobs at protein "
+            "density.",
         ),
         Section(
             "Timings",
