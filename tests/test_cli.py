@@ -36,6 +36,7 @@ def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
         (["style"], "style tilt-series"),
         (["reconstruct"], "Reconstruct a tomogram"),
         (["phantom"], "Voxel size in Angstrom"),
+        (["microscope"], "GRANDMODEL"),
     ],
 )
 def test_help_says_what_each_command_does(run_cli, command, expected):

@@ -13,6 +13,7 @@ import click
 from faket import __version__
 from faket._runtime import keep_freed_memory_for_reuse
 from faket.cli.demo import demo
+from faket.cli.microscope import microscope
 from faket.cli.noise import noise
 from faket.cli.phantom import phantom
 from faket.cli.project import project
@@ -38,6 +39,7 @@ cli.add_command(style)
 cli.add_command(demo)
 cli.add_command(reconstruct)
 cli.add_command(phantom)
+cli.add_command(microscope)
 
 
 def main(argv: list[str] | None = None) -> int:

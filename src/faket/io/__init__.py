@@ -15,8 +15,12 @@ from faket.io.particles_star import (
     write_classes_json,
     write_particles_star,
 )
+from faket.io.tilt_metadata import read_tilt_metadata, tilt_metadata_path, write_tilt_metadata
 
 __all__ = [
+    "read_tilt_metadata",
+    "tilt_metadata_path",
+    "write_tilt_metadata",
     "read_classes_json",
     "read_particles_star",
     "write_classes_json",

@@ -1,0 +1,305 @@
+"""``faket microscope``: the reference microscope's electron-counting tilt-series."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+def noiseless_path(output: Path) -> Path:
+    """Return the noiseless counterpart of ``output`` (``ts.mrc`` -> ``ts_noiseless.mrc``)."""
+    name = output.name
+    for suffix in (".mrc.gz", ".mrc.bz2", ".mrc", ".st", ".ali"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return output.with_name(name[: -len(suffix)] + "_noiseless" + suffix)
+    return output.with_name(name + "_noiseless.mrc")
+
+
+@click.command()
+@click.argument("grandmodel", type=_FILE)
+@click.option(
+    "--angles",
+    "angles_path",
+    type=_FILE,
+    default=None,
+    help="Tilt angles in degrees (IMOD .tlt/.rawtlt or SHREC alignment file), in image order.",
+)
+@click.option(
+    "--tilt-range",
+    nargs=3,
+    type=float,
+    default=(-60.0, 60.0, 2.0),
+    show_default=True,
+    help="START STOP STEP in degrees, used without --angles.",
+)
+@click.option(
+    "--scheme",
+    type=click.Choice(["dose-symmetric", "sequential"]),
+    default="dose-symmetric",
+    show_default=True,
+    help="Exposure order: dose-symmetric (Hagen 2017, groups of 2) or sequential (- to +).",
+)
+@click.option("--voltage-kv", type=float, default=300.0, show_default=True, help="kV.")
+@click.option(
+    "--dose-total",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Total exposure of the tilt-series in e-/A^2, shared equally by the tilts.",
+)
+@click.option(
+    "--defocus-um",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="Mean defocus in µm, UNDERFOCUS POSITIVE.",
+)
+@click.option(
+    "--defocus-spread-um",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Std of the random per-tilt defocus, µm.",
+)
+@click.option(
+    "--defocus-gradient/--no-defocus-gradient",
+    default=True,
+    show_default=True,
+    help="Defocus changes across X as the tilted specimen does (+x tan(tilt)).",
+)
+@click.option(
+    "--astigmatism-um",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="(defocus_u - defocus_v) / 2 in µm.",
+)
+@click.option(
+    "--astigmatism-angle-deg",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Angle of defocus_u from Y, degrees.",
+)
+@click.option("--cs-mm", type=float, default=2.7, show_default=True, help="Cs in mm.")
+@click.option(
+    "--amplitude-contrast", type=float, default=0.07, show_default=True, help="Fraction Q."
+)
+@click.option(
+    "--pixel-size-a",
+    type=float,
+    default=None,
+    help="Pixel size in A [default: the grandmodel's voxel size].",
+)
+@click.option(
+    "--slab-nm", type=float, default=150.0, show_default=True, help="Ice slab thickness, nm."
+)
+@click.option(
+    "--mfp-nm",
+    type=float,
+    default=None,
+    help="Inelastic mean free path in ice, nm [default: 395 nm at 300 kV, scaled by beta^2].",
+)
+@click.option(
+    "--shift-std-a",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Std of the random per-tilt misalignment along Y and X, A.",
+)
+@click.option(
+    "--detector",
+    type=click.Choice(["counting", "ideal"]),
+    default="counting",
+    show_default=True,
+    help="counting: sinc pixel aperture and 0.3 px Gaussian MTF; ideal: no blur.",
+)
+@click.option(
+    "--dose-weighting/--no-dose-weighting",
+    default=True,
+    show_default=True,
+    help="Radiation damage by the cumulative exposure (Grant & Grigorieff 2015).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=_FILE,
+    help="Tilt-series MRC of counts (tilt, y, x); next to it: OUTPUT_noiseless.mrc, "
+    "OUTPUT.tilts.json, OUTPUT.tlt and OUTPUT.provenance.json.",
+)
+@DEVICE_OPTION
+def microscope(
+    grandmodel: Path,
+    angles_path: Path | None,
+    tilt_range: tuple[float, float, float],
+    scheme: str,
+    voltage_kv: float,
+    dose_total: float,
+    defocus_um: float,
+    defocus_spread_um: float,
+    defocus_gradient: bool,
+    astigmatism_um: float,
+    astigmatism_angle_deg: float,
+    cs_mm: float,
+    amplitude_contrast: float,
+    pixel_size_a: float | None,
+    slab_nm: float,
+    mfp_nm: float | None,
+    shift_std_a: float,
+    detector: str,
+    dose_weighting: bool,
+    seed: int,
+    output: Path,
+    device: str,
+) -> None:
+    """Simulate the tilt-series a microscope records of GRANDMODEL (potential in V).
+
+    The reference microscope: the grandmodel in a slab of amorphous ice, phase-object
+    exit waves, the lens' CTF with envelopes, zero-loss filtering, radiation damage,
+    Poisson electron counting and a detector MTF. Writes counts (float32 electrons per
+    pixel), their noiseless mean, per-tilt metadata (defocus, exposure, shifts) and
+    provenance.
+
+    \b
+    Example:
+      faket microscope grandmodel.mrc --angles tilts.tlt --voltage-kv 300 \\
+            --dose-total 120 --defocus-um 3 --pixel-size-a 10 --slab-nm 160 \\
+            --seed 1 -o projections.mrc
+    """
+    import warnings
+
+    import torch
+
+    from faket.errors import FaketInputError
+    from faket.io import read_mrc, read_tilt_angles, write_mrc, write_tilt_angles
+    from faket.io.provenance import provenance_path, write_provenance
+    from faket.io.tilt_metadata import tilt_metadata_path, write_tilt_metadata
+    from faket.microscope import MicroscopeSettings, MicroscopeWarning, simulate_tilt_series
+    from faket.microscope.schemes import tilt_range as make_tilt_range
+
+    try:
+        settings = MicroscopeSettings(
+            voltage_kv=voltage_kv,
+            spherical_aberration_mm=cs_mm,
+            amplitude_contrast=amplitude_contrast,
+            defocus_um=defocus_um,
+            defocus_spread_um=defocus_spread_um,
+            defocus_gradient=defocus_gradient,
+            astigmatism_um=astigmatism_um,
+            astigmatism_angle_deg=astigmatism_angle_deg,
+            dose_total_e_per_a2=dose_total,
+            slab_nm=slab_nm,
+            inelastic_mfp_nm=mfp_nm,
+            scheme=scheme,
+            dose_weighting=dose_weighting,
+            detector=detector,
+            shift_std_a=shift_std_a,
+        )
+        angles = read_tilt_angles(angles_path) if angles_path else make_tilt_range(*tilt_range)
+    except ValueError as err:
+        if isinstance(err, FaketInputError):
+            raise
+        raise click.UsageError(str(err)) from err
+    if not output.parent.is_dir():
+        raise FaketInputError(f"cannot write: folder {output.parent} does not exist", output)
+    volume = read_mrc(grandmodel, ndim=3)
+    if pixel_size_a is None:
+        if volume.voxel_size_a is None:
+            raise FaketInputError(
+                "the voxel size is not set in the header; give --pixel-size-a", grandmodel
+            )
+        pixel_size_a = volume.voxel_size_a
+    elif volume.voxel_size_a is not None and abs(volume.voxel_size_a - pixel_size_a) > 1e-3:
+        click.echo(
+            f"faket: warning: {grandmodel}: voxel size {volume.voxel_size_a:g} A in the "
+            f"header, using --pixel-size-a {pixel_size_a:g} A",
+            err=True,
+        )
+    if not pixel_size_a > 0:
+        raise click.UsageError(f"--pixel-size-a must be positive, got {pixel_size_a}")
+    target = resolve_device(device)
+    tensor = torch.from_numpy(volume.data).to(target)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MicroscopeWarning)
+        try:
+            with progress_bar(len(angles), "microscope", "tilt") as bar:
+                result = simulate_tilt_series(
+                    tensor,
+                    angles,
+                    pixel_size_a,
+                    settings,
+                    seed=seed,
+                    progress=bar.update,  # type: ignore[attr-defined]
+                )
+        except FaketInputError:
+            raise
+        except ValueError as err:
+            raise click.UsageError(f"{grandmodel}: {err}") from err
+    for warning in caught:
+        if issubclass(warning.category, MicroscopeWarning):
+            click.echo(f"faket: warning: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    seconds = time.perf_counter() - start
+
+    noiseless = noiseless_path(output)
+    sidecar = tilt_metadata_path(output)
+    angles_out = output.with_name(sidecar.name[: -len(".tilts.json")] + ".tlt")
+    write_mrc(result.counts, output, voxel_size_a=pixel_size_a)
+    write_mrc(result.noiseless, noiseless, voxel_size_a=pixel_size_a)
+    write_tilt_angles(angles, angles_out)
+    write_tilt_metadata(
+        result.records(),
+        sidecar,
+        pixel_size_a=pixel_size_a,
+        settings=settings.as_dict(),
+        units={
+            "angle_deg": "degree",
+            "prior_exposure_e_per_a2": "e-/A^2",
+            "exposure_e_per_a2": "e-/A^2",
+            "defocus_um": "micrometre at the centre column, underfocus positive",
+            "defocus_slope_um_per_px": "micrometre per pixel along +x",
+            "shift_y_px": "pixel, content moved by +shift",
+            "shift_x_px": "pixel, content moved by +shift",
+            "zero_loss_fraction": "fraction",
+            "counts": "electrons per pixel (float32)",
+        },
+    )
+    write_provenance(
+        provenance_path(output),
+        {
+            "stage": "microscope",
+            "inputs": {
+                "grandmodel": str(grandmodel),
+                "angles": None if angles_path is None else str(angles_path),
+                "tilt_range": None if angles_path is not None else list(tilt_range),
+            },
+            "outputs": {
+                "counts": str(output),
+                "noiseless": str(noiseless),
+                "tilt_metadata": str(sidecar),
+                "angles": str(angles_out),
+            },
+            "pixel_size_a": pixel_size_a,
+            "seed": seed,
+            "device": str(target),
+            "settings": settings.as_dict(),
+            "seconds": seconds,
+            "seconds_per_tilt": seconds / len(angles),
+        },
+    )
+    click.echo(
+        f"wrote {output} and {noiseless}: {tuple(result.counts.shape)} (tilt, y, x) "
+        f"in {seconds:.1f} s"
+    )
