@@ -1,7 +1,7 @@
 """The built-in demo: every stage that exists, on an analytic specimen, no user files.
 
 Until the end-to-end pipeline exists, the demo runs: phantom -> noiseless projection ->
-a toy reference microscope (for a second specimen, so the reference never shows the
+the reference microscope (for a second specimen, so the reference never shows the
 content it styles) -> noise statistics (paired and unlabelled) -> NOISY, CONTENT and
 BASELINE modalities -> FAKET (style transfer of NOISY towards the reference), and writes
 MRCs, PNGs and one HTML report.
@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from faket.demo.toy_reference import toy_reference_tilt_series
 from faket.io import (
     Particle,
     write_mrc,
@@ -27,6 +26,7 @@ from faket.io import (
     write_tilt_angles,
 )
 from faket.io.provenance import write_provenance
+from faket.microscope import MicroscopeSettings, simulate_tilt_series
 from faket.noise import (
     MODALITIES,
     TiltStats,
@@ -36,7 +36,13 @@ from faket.noise import (
     make_modality,
     radial_power_spectrum,
 )
-from faket.phantom import BUILTIN_PARTICLES, Sphere, builtin_particle, demo_specimen
+from faket.phantom import (
+    BUILTIN_PARTICLES,
+    Sphere,
+    builtin_particle,
+    demo_specimen,
+    protein_potential_density,
+)
 from faket.projection import project_tilt_series
 from faket.reconstruction import reconstruct_tomogram
 from faket.report import (
@@ -133,15 +139,23 @@ def run_demo(
 
     angles = demo_tilt_angles()
     with stage("phantom"):
+        # Balls and shells at the potential of protein, in volts (as faket.phantom).
+        protein_v = protein_potential_density()
         content_volume, spheres = demo_specimen(shape, seed=seed)
         reference_volume, _ = demo_specimen(shape, seed=seed + 1)
+        content_volume, reference_volume = content_volume * protein_v, reference_volume * protein_v
         content_volume = content_volume.to(device)
         reference_volume = reference_volume.to(device)
     with stage("project"):
         noiseless = project_tilt_series(content_volume, angles)
         reference_noiseless = project_tilt_series(reference_volume, angles)
     with stage("reference"):
-        reference = toy_reference_tilt_series(reference_noiseless, angles, seed=seed + 2)
+        # The reference microscope images the second specimen in a slab of ice that
+        # fills the box (its noiseless projection pairs with it for the noise statistics).
+        settings = MicroscopeSettings(slab_nm=shape[0] * voxel_size_a / 10)
+        reference = simulate_tilt_series(
+            reference_volume, angles, voxel_size_a, settings, seed=seed + 2
+        ).counts
     with stage("noise stats"):
         paired = estimate_tilt_stats(reference, reference_noiseless, tilt_angles_deg=angles)
         unlabelled = estimate_tilt_stats_unlabelled(reference, tilt_angles_deg=angles)
@@ -186,7 +200,7 @@ def run_demo(
         write_noise_stats([paired], out / "noise_stats.json")
         write_noise_stats([unlabelled], out / "noise_stats_unlabelled.json")
     with stage("report"):
-        shown = {"reference (toy microscope)": reference, "noiseless": noiseless, **modalities}
+        shown = {"reference (microscope)": reference, "noiseless": noiseless, **modalities}
         shown_np = {k: v.cpu().numpy() for k, v in shown.items()}
         plot_projections(shown_np, angles.tolist(), out / "projections.png")
         fits = {
@@ -236,7 +250,8 @@ def _write_report(
             "Projections",
             "projections.png",
             "Tilts -60, -40, 0, +40 and +60 degrees of each modality; the reference comes "
-            "from a second specimen through a toy microscope (Beer-Lambert, blur, Poisson).",
+            "from a second specimen through the reference microscope (ice, CTF, dose, "
+            "electron counting: faket.microscope).",
         ),
         Section(
             "Noise statistics",
