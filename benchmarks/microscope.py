@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from _timing import timed
 
+from faket._runtime import keep_freed_memory_for_reuse
 from faket.microscope import MicroscopeSettings, simulate_tilt_series
 from faket.noise import TiltStats, make_modality
 from faket.phantom import demo_specimen
@@ -54,6 +55,7 @@ def synthetic_stats(n_tilts: int) -> list[TiltStats]:
 
 
 def main() -> None:
+    keep_freed_memory_for_reuse()  # as the faket command does, for both sides
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--style-tilts", type=int, default=3)
