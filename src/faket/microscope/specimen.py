@@ -17,11 +17,12 @@ The ice is a laterally infinite slab of thickness ``t`` centred on the volume:
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import scipy.sparse
 import torch
+
+from faket._sparse import torch_csr
 
 ICE_MOLECULES_PER_A3 = 0.03142
 """Molecules per Å^3 of low-density amorphous ice (0.94 g/cm^3)."""
@@ -129,16 +130,9 @@ def _periodic_slab_operator(
         shape=(nx, n_slab * nx),
     ).tocsr()  # sums the duplicates where both neighbours wrap onto one voxel
     matrix.sort_indices()
-    index_dtype = np.result_type(matrix.indptr.dtype, matrix.indices.dtype)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(index_dtype, copy=False)),
-            torch.from_numpy(matrix.indices.astype(index_dtype, copy=False)),
-            torch.from_numpy(matrix.data).to(dtype),
-            size=matrix.shape,
-            check_invariants=False,
-        ).to(device)
+    return torch_csr(
+        matrix.indptr, matrix.indices, matrix.data, matrix.shape, dtype=dtype, device=device
+    )
 
 
 def project_periodic_slab(

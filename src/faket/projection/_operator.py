@@ -14,13 +14,13 @@ its per-slice result up to float rounding.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import lru_cache
 
 import numpy as np
 import scipy.sparse
 import torch
 
+from faket._sparse import torch_csr
 from faket.conventions import centred_crop_start
 
 
@@ -130,14 +130,6 @@ def radon_operator(
     value_dtype = "float64" if dtype == torch.float64 else "float32"
     angles = tuple(float(a) for a in tilt_angles_deg)
     matrix = _radon_matrix(nz, nx, angles, width, value_dtype)
-    # scipy keeps int32 indices while they fit; torch needs both index arrays alike.
-    index_dtype = np.result_type(matrix.indptr.dtype, matrix.indices.dtype)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(index_dtype, copy=False)),
-            torch.from_numpy(matrix.indices.astype(index_dtype, copy=False)),
-            torch.from_numpy(matrix.data).to(dtype),
-            size=matrix.shape,
-            check_invariants=False,
-        ).to(device)
+    return torch_csr(
+        matrix.indptr, matrix.indices, matrix.data, matrix.shape, dtype=dtype, device=device
+    )

@@ -14,11 +14,12 @@ assembled once per geometry and cached.
 from __future__ import annotations
 
 import math
-import warnings
 from functools import lru_cache
 
 import numpy as np
 import torch
+
+from faket._sparse import torch_csr
 
 _ROWS_PER_BLOCK = 2**16  # voxels per assembly block: bounds the float64 temporaries
 
@@ -125,13 +126,11 @@ def backprojection_operator(
     indptr, indices, data = _backprojection_csr(
         thickness, nx, width, tuple(tilt_angles_deg), float(z_offset), z_flip, value_dtype
     )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        warnings.filterwarnings("ignore", message="Sparse invariant checks")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(indptr),
-            torch.from_numpy(indices),
-            torch.from_numpy(data).to(dtype),
-            size=(thickness * nx, len(tilt_angles_deg) * width),
-            check_invariants=False,
-        ).to(device)
+    return torch_csr(
+        indptr,
+        indices,
+        data,
+        (thickness * nx, len(tilt_angles_deg) * width),
+        dtype=dtype,
+        device=device,
+    )
