@@ -13,6 +13,7 @@ import click
 from faket import __version__
 from faket._runtime import keep_freed_memory_for_reuse
 from faket.cli.demo import demo
+from faket.cli.evaluate import evaluate
 from faket.cli.microscope import microscope
 from faket.cli.noise import noise
 from faket.cli.phantom import phantom
@@ -40,6 +41,7 @@ cli.add_command(demo)
 cli.add_command(reconstruct)
 cli.add_command(phantom)
 cli.add_command(microscope)
+cli.add_command(evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,234 @@
+"""``faket evaluate``: SHREC 2021 picking scores, particles from segmentations, comparisons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def evaluate() -> None:
+    """Score particle picks, extract picks from segmentations, compare runs."""
+
+
+@evaluate.command()
+@click.option(
+    "--truth",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Tomogram folder with particle_locations.txt, occupancy_mask.mrc [, classes.json].",
+)
+@click.option(
+    "--predicted",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Predicted particles: SHREC text (class x y z [phi theta psi]) or RELION .star.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="score.json to write; <stem>_confusion.csv/.png and <stem>_f1.png go beside it.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    help="Class left out of the evaluation; repeatable (SHREC 2021: 4V94, vesicle).",
+)
+@click.option("--modality", default=None, help="Modality recorded in score.json (for compare).")
+@click.option("--seed", type=int, default=None, help="Seed recorded in score.json (for compare).")
+@click.option("--no-plots", is_flag=True, help="Skip the PNG figures.")
+def score(
+    truth: Path,
+    predicted: Path,
+    output: Path,
+    exclude: tuple[str, ...],
+    modality: str | None,
+    seed: int | None,
+    no_plots: bool,
+) -> None:
+    """Score predicted particles against a ground-truth tomogram (SHREC 2021 metrics).
+
+    \b
+    Example:
+      faket evaluate score --truth model_9/ --predicted picks.txt -o score.json \\
+          --exclude 4V94 --exclude vesicle --modality faket --seed 1
+    """
+    from faket.evaluation import score_picks
+    from faket.evaluation.files import (
+        read_predictions,
+        read_truth,
+        write_confusion_csv,
+        write_json,
+    )
+
+    gt = read_truth(truth)
+    names, xyz = read_predictions(predicted, gt.class_order, gt.occupancy.shape)
+    result = score_picks(
+        gt.names, gt.xyz, gt.occupancy, names, xyz, class_order=gt.class_order, exclude=exclude
+    )
+    record = {"modality": modality, "seed": seed, "truth": str(truth), "predicted": str(predicted)}
+    record.update(result.to_dict())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    stem = output.with_suffix("")
+    write_confusion_csv(result.labels, result.confusion, f"{stem}_confusion.csv")
+    real = {n: s["f1"] for n, s in result.per_class.items() if s["support"] > 0}
+    if not no_plots:
+        from faket.evaluation.plots import plot_class_f1, plot_confusion
+
+        plot_confusion(result.labels, result.confusion, f"{stem}_confusion.png")
+        plot_class_f1(real, f"{stem}_f1.png")
+    write_json(record, output)
+    click.echo(
+        f"localisation: TP {result.true_positives}  FP {result.false_positives}  "
+        f"FN {result.false_negatives}  (predicted {result.n_predicted}, "
+        f"truth {result.n_truth}, duplicates {result.n_duplicates})"
+    )
+    click.echo(
+        f"localisation precision {result.precision:.4f}  recall {result.recall:.4f}  "
+        f"F1 {result.f1:.4f}"
+    )
+    click.echo(f"macro-F1 (published, incl. background) {result.macro_f1_published:.4f}")
+    click.echo(f"macro-F1 (real classes only)           {result.macro_f1_real:.4f}")
+    click.echo(f"{'class':<12} {'n':>5} {'precision':>9} {'recall':>7} {'F1':>7}")
+    for name, stats in result.per_class.items():
+        if stats["support"] > 0:
+            click.echo(
+                f"{name:<12} {stats['support']:>5} {stats['precision']:>9.4f} "
+                f"{stats['recall']:>7.4f} {stats['f1']:>7.4f}"
+            )
+
+
+@evaluate.command()
+@click.argument("segmentation", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--classes",
+    "classes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="classes.json: label ids, names and diameters (Angstrom).",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["meanshift", "components"]),
+    default="meanshift",
+    show_default=True,
+    help="Mean-shift clustering or connected components, per class.",
+)
+@click.option("--bandwidth", type=float, default=None, help="Mean-shift bandwidth in voxels.")
+@click.option(
+    "--min-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.1,
+    show_default=True,
+    help="Drop clusters smaller than this fraction of the class's sphere volume.",
+)
+@click.option(
+    "--voxel-size",
+    type=float,
+    default=None,
+    help="Voxel size in Angstrom [default: from the segmentation's header].",
+)
+@click.option("--exclude", multiple=True, help="Class not to extract; repeatable.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Particle list to write (SHREC text).",
+)
+def extract(
+    segmentation: Path,
+    classes_path: Path,
+    method: str,
+    bandwidth: float | None,
+    min_fraction: float,
+    voxel_size: float | None,
+    exclude: tuple[str, ...],
+    output: Path,
+) -> None:
+    """Extract particles from a label map (MRC, label = class id, 0 = background).
+
+    A 4-D MRC is read as per-class score maps (label, z, y, x), labelled by arg-max.
+    Clusters smaller than --min-fraction of the sphere of the class's diameter are
+    dropped.
+
+    \b
+    Example:
+      faket evaluate extract seg.mrc --classes model_9/classes.json \\
+          --method meanshift --bandwidth 4 -o picks.txt
+    """
+    import numpy as np
+
+    from faket.errors import FaketInputError
+    from faket.evaluation import extract_particles, labels_from_scores, min_cluster_voxels
+    from faket.io import read_classes_json, read_mrc, write_particle_locations
+
+    if method == "meanshift" and not (bandwidth and bandwidth > 0):
+        raise click.BadParameter("mean-shift needs a positive bandwidth", param_hint="--bandwidth")
+    volume = read_mrc(segmentation)
+    data = volume.data
+    if data.ndim == 4:
+        labels = labels_from_scores(data)
+    elif data.ndim == 3:
+        labels = np.rint(data).astype(np.int64)
+    else:
+        raise FaketInputError(f"expected a 3-D label map, got shape {data.shape}", segmentation)
+    size = voxel_size if voxel_size is not None else volume.voxel_size_a
+    if size is None or not size > 0:
+        raise FaketInputError("no voxel size in the header; pass --voxel-size", segmentation)
+    table = [c for c in read_classes_json(classes_path) if c["name"] not in exclude]
+    names = {c["id"]: c["name"] for c in table}
+    minimum = {c["id"]: min_cluster_voxels(c["diameter_a"], size, min_fraction) for c in table}
+    particles = extract_particles(
+        labels, names, method=method, bandwidth_vox=bandwidth, min_voxels=minimum
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_particle_locations(particles, output)
+    click.echo(f"{len(particles)} particles -> {output}")
+
+
+@evaluate.command()
+@click.argument("scores", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for compare.md, compare.csv, compare_metrics.png, compare_classes.png.",
+)
+@click.option("--bootstrap-seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples.",
+)
+def compare(scores: tuple[Path, ...], output: Path, bootstrap_seed: int, resamples: int) -> None:
+    """Compare score.json files over modalities and seeds (mean, bootstrap 68/95 % CI).
+
+    Each file's modality and seed come from score.json (score --modality/--seed), else
+    from its folder's name <modality>_seed<k>, else the folder name is the modality.
+
+    \b
+    Example:
+      faket evaluate compare runs/*/score.json -o compare/
+    """
+    from faket.evaluation import summarise_runs
+    from faket.evaluation.files import read_run_scores
+    from faket.evaluation.plots import plot_compare_metrics
+    from faket.evaluation.report import write_compare_tables
+
+    runs = [read_run_scores(p) for p in scores]
+    summary = summarise_runs(runs, n_resamples=resamples, seed=bootstrap_seed)
+    output.mkdir(parents=True, exist_ok=True)
+    markdown = write_compare_tables(summary, runs, output)
+    headline = ["localisation_f1", "macro_f1_published", "macro_f1_real"]
+    plot_compare_metrics(summary, headline, output / "compare_metrics.png")
+    classes = list(dict.fromkeys(m for s in summary.values() for m in s if m.startswith("f1_")))
+    if classes:
+        plot_compare_metrics(summary, classes, output / "compare_classes.png")
+    click.echo(markdown)
