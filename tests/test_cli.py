@@ -33,6 +33,8 @@ def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
         (["noise", "estimate"], "Pearson correlation"),
         (["noise", "apply"], "sigma x 0.25"),
         (["demo"], "report.html"),
+        (["simulate"], "A re-run skips finished tomograms"),
+        (["config"], "commented example configuration"),
         (["style"], "style tilt-series"),
         (["reconstruct"], "Reconstruct a tomogram"),
         (["phantom"], "Voxel size in Angstrom"),
@@ -200,30 +202,37 @@ def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(run_cli, tm
     assert code == 2 and "2 --reference files but 1 --noiseless" in err
 
 
-def test_demo_writes_mrcs_figures_and_report(run_cli, tmp_path):
-    code, out, err = run_cli("demo", "-o", tmp_path / "demo", "--size", 32, "--seed", 5)
+def test_demo_writes_a_dataset_and_its_report(run_cli, tmp_path):
+    code, out, err = run_cli(
+        "demo", "-o", tmp_path / "demo", "--size", 32, "--tomograms", 2, "--seed", 5
+    )
     assert code == 0, err
     demo = tmp_path / "demo"
-    for name in ("grandmodel", "noiseless", "noisy", "content", "baseline", "faket"):
-        data = read_mrc(demo / "model_0" / f"{name}.mrc")
-        assert data.voxel_size_a == pytest.approx(10.0)
-    assert read_mrc(demo / "model_0" / "noisy.mrc", ndim=3).data.shape == (61, 32, 32)
+    assert f"open {demo / 'report.html'}" in out
+    for model in ("model_0", "model_1"):
+        for name in ("grandmodel", "noiseless", "noisy", "content", "baseline", "faket"):
+            data = read_mrc(demo / model / f"{name}.mrc")
+            assert data.voxel_size_a == pytest.approx(80.0)  # 256 nm field of view
+        assert read_mrc(demo / model / "noisy.mrc", ndim=3).data.shape == (41, 32, 32)
+        tomogram = read_mrc(demo / model / "tomogram_faket.mrc", ndim=3).data
+        assert tomogram.shape == (12, 32, 32)  # the specimen's depth, the detector's size
+        assert (demo / model / "tomogram_reference.mrc").is_file()
+        provenance = json.loads((demo / model / "provenance.json").read_text())
+        assert set(provenance["timings_s"]) >= {"project", "modalities", "style"}
+        assert provenance["config"]["style"]["backbone"] == "vgg16-hed"
     report = (demo / "report.html").read_text()
-    tomogram = read_mrc(demo / "model_0" / "tomogram_faket.mrc", ndim=3).data
-    assert tomogram.shape == (16, 32, 32)  # the specimen's depth, the detector's size
-    assert (demo / "reference_0" / "tomogram_reference.mrc").is_file()
     pngs = ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
-    for png in (f"{name}.png" for name in pngs):
+    for png in (f"report/{name}.png" for name in pngs):
         assert (demo / png).stat().st_size > 1000 and png in report
-    provenance = json.loads((demo / "provenance.json").read_text())
-    assert provenance["seed"] == 5 and set(provenance["timings_s"]) >= {"project", "modalities"}
+    assert json.loads((demo / "dataset.json").read_text())["n_tomograms"] == 2
     assert not list(demo.rglob(".*tmp*"))  # no temporary files left behind
 
 
 def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
     for name in ("a", "b"):
-        assert main(["demo", "-o", str(tmp_path / name), "--size", "24", "--seed", "2"]) == 0
-    for mrc in ("model_0/noisy.mrc", "model_0/faket.mrc", "reference_0/reference.mrc"):
+        args = ["demo", "-o", str(tmp_path / name), "--size", "24", "--tomograms", "1"]
+        assert main([*args, "--seed", "2"]) == 0
+    for mrc in ("model_0/noisy.mrc", "model_0/faket.mrc", "reference_1/reference.mrc"):
         assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()
 
 

@@ -12,6 +12,7 @@ import click
 
 from faket import __version__
 from faket._runtime import keep_freed_memory_for_reuse
+from faket.cli.config import config
 from faket.cli.demo import demo
 from faket.cli.evaluate import evaluate
 from faket.cli.microscope import microscope
@@ -19,6 +20,7 @@ from faket.cli.noise import noise
 from faket.cli.phantom import phantom
 from faket.cli.project import project
 from faket.cli.reconstruct import reconstruct
+from faket.cli.simulate import simulate
 from faket.cli.style import style
 from faket.errors import FaketInputError
 
@@ -41,6 +43,8 @@ cli.add_command(demo)
 cli.add_command(reconstruct)
 cli.add_command(phantom)
 cli.add_command(microscope)
+cli.add_command(simulate)
+cli.add_command(config)
 cli.add_command(evaluate)
 
 

@@ -1,12 +1,13 @@
-"""``faket demo``: run every existing stage on a built-in specimen."""
+"""``faket demo``: a small labelled dataset from built-in specimens, no files needed."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import DEVICE_OPTION
 
 
 @click.command()
@@ -16,7 +17,7 @@ from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("demo_output"),
     show_default=True,
-    help="Folder to write (created; its demo files are replaced).",
+    help="Dataset folder (created; a re-run resumes, --force redoes it).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of everything random.")
 @click.option(
@@ -24,7 +25,14 @@ from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
     type=click.IntRange(min=16),
     default=256,
     show_default=True,
-    help="Specimen width and height in voxels (depth is half of it); 61 tilts.",
+    help="Specimen width and height in voxels (depth 3/8 of it; 256 nm field of view).",
+)
+@click.option(
+    "--tomograms",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Number of tomograms.",
 )
 @click.option(
     "--precision",
@@ -33,36 +41,65 @@ from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
     show_default=True,
     help="Precision of the style transfer's convolutions (bf16: fast on CPUs with AMX).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tomograms in parallel processes.",
+)
+@click.option("--force", is_flag=True, help="Redo every tomogram instead of resuming.")
 @DEVICE_OPTION
-def demo(output: Path, seed: int, size: int, precision: str, device: str) -> None:
-    """Simulate a small labelled dataset from a built-in specimen, no files needed.
+def demo(
+    output: Path,
+    seed: int,
+    size: int,
+    tomograms: int,
+    precision: str,
+    workers: int,
+    force: bool,
+    device: str,
+) -> None:
+    """Simulate a small labelled dataset from built-in specimens, no files needed.
 
-    Writes the specimen and its particle list, noiseless, NOISY / CONTENT / BASELINE and
-    FAKET tilt-series, a toy reference microscope's tilt-series of a second specimen,
-    noise statistics JSON, PNG figures and report.html into OUTPUT.
+    Runs the faket simulate pipeline on the built-in configuration (see faket config
+    --example): 3 tomograms of 96 x 256 x 256 voxels at 10 Angstrom with the built-in
+    particle library, vesicles and fiducials, 41 tilts, the built-in reference
+    microscope as the style source. Writes model_<i>/ folders, dataset.json and
+    report.html into OUTPUT.
 
     \b
     Example:
       faket demo -o demo_output && xdg-open demo_output/report.html
     """
-    from faket.demo import STAGES, run_demo
+    from contextlib import ExitStack
 
-    target = resolve_device(device)
-    with progress_bar(len(STAGES), "demo", "stage") as bar:
+    from faket.cli._common import progress_bar, resolve_device
+    from faket.demo import run_demo
 
-        def on_stage(name: str) -> None:
-            if bar.n or name != STAGES[0]:  # type: ignore[attr-defined]
-                bar.update(1)  # type: ignore[attr-defined]
-            bar.set_postfix_str(name)  # type: ignore[attr-defined]
+    resolve_device(device)
+    start = time.perf_counter()
+    with ExitStack() as stack:
+        bar: list[object] = []
 
-        timings = run_demo(
+        def on_phase(name: str, total: int) -> None:
+            stack.close()
+            bar[:] = [stack.enter_context(progress_bar(total, name, "task"))]
+
+        def on_done(_: int) -> None:
+            bar[0].update(1)  # type: ignore[attr-defined]
+
+        result = run_demo(
             output,
-            shape=(size // 2, size, size),
+            force=force,
+            on_phase=on_phase,
+            on_done=on_done,
+            size=size,
+            n_tomograms=tomograms,
             seed=seed,
-            device=target,
+            device=device,
             precision=precision,
-            on_stage=on_stage,
+            workers=workers,
         )
-        bar.update(1)  # type: ignore[attr-defined]
-    total = sum(timings.values())
-    click.echo(f"wrote {output}/ in {total:.1f} s; open {output / 'report.html'}")
+    seconds = time.perf_counter() - start
+    click.echo(f"wrote {output}/ in {seconds:.1f} s; open {result.report}")

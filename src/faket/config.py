@@ -1,0 +1,306 @@
+"""The configuration of a ``faket simulate`` run: one pydantic model per stage plus the run.
+
+Every field has a default, a unit where it has one, and a one-line description (shown by
+``faket config --example``). Configurations are YAML files: :meth:`FaketConfig.from_yaml`
+validates one and reports every problem with its field path; :meth:`FaketConfig.to_yaml`
+writes one back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from faket.errors import FaketInputError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSettings(_Model):
+    """Where the dataset goes, how many tomograms, the seed and the compute resources."""
+
+    output: Path = Field(default=Path("faket_output"), description="Dataset folder (created).")
+    n_tomograms: PositiveInt = Field(default=3, description="Number of labelled tomograms to make.")
+    seed: int = Field(
+        default=0, description="Seed of everything random; tomogram i derives its own."
+    )
+    device: str = Field(default="auto", description="Compute device: auto, cpu, cuda or cuda:N.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        default="bf16", description="Precision of the style transfer's convolutions."
+    )
+    workers: PositiveInt = Field(default=1, description="Tomograms run in parallel processes.")
+    threads: PositiveInt | None = Field(
+        default=None,
+        description="CPU threads per tomogram task (null: torch's default, all cores); "
+        "with workers > 1 set it to cores / workers.",
+    )
+
+
+class StructureEntry(_Model):
+    """A particle class from a file: an atomic model (PDB/mmCIF) or a density map (MRC)."""
+
+    path: Path = Field(description="Atomic model or map file.")
+    count: Count = Field(description="Number of particles of this structure per tomogram.")
+
+
+class PhantomSettings(_Model):
+    """The specimens ("grandmodels"): box, voxel size, particles, vesicles, fiducials."""
+
+    shape_zyx: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
+        default=(96, 256, 256), description="Box size (nz, ny, nx) in voxels."
+    )
+    voxel_size_a: PositiveFloat = Field(default=10.0, description="Voxel size in Angstrom.")
+    slab_voxels: PositiveInt | None = Field(
+        default=None,
+        description="Sample slab thickness in voxels, centred in Z (null: the box's nz).",
+    )
+    builtin: dict[str, Count] = Field(
+        default_factory=lambda: {"ribosome": 6, "cage": 6, "ring": 8, "rod": 8, "globule": 16},
+        description="Built-in particle type -> count per tomogram.",
+    )
+    structures: list[StructureEntry] = Field(
+        default_factory=list, description="Particle classes from files, with counts."
+    )
+    vesicles: Count = Field(default=2, description="Vesicles (lipid bilayers) per tomogram.")
+    vesicle_radius_nm: tuple[PositiveFloat, PositiveFloat] = Field(
+        default=(20.0, 40.0), description="Smallest and largest vesicle radius, nm."
+    )
+    fiducials: Count = Field(default=6, description="Gold fiducials (5-10 nm) per tomogram.")
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Cache of structure maps (null: $FAKET_CACHE_DIR or ~/.cache/faket).",
+    )
+
+    @field_validator("builtin")
+    @classmethod
+    def _known_types(cls, value: dict[str, int]) -> dict[str, int]:
+        from faket.phantom import BUILTIN_PARTICLES
+
+        unknown = sorted(set(value) - set(BUILTIN_PARTICLES))
+        if unknown:
+            raise ValueError(
+                f"unknown built-in particle {', '.join(unknown)}; "
+                f"choose from {', '.join(BUILTIN_PARTICLES)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _slab_fits(self) -> PhantomSettings:
+        if self.slab_voxels is not None and self.slab_voxels > self.shape_zyx[0]:
+            raise ValueError(f"slab_voxels {self.slab_voxels} is thicker than the box's nz")
+        if self.vesicle_radius_nm[1] < self.vesicle_radius_nm[0]:
+            raise ValueError("vesicle_radius_nm: the largest radius is below the smallest")
+        return self
+
+
+class ProjectionSettings(_Model):
+    """The tilt scheme of the noiseless projections (tilt axis Y)."""
+
+    tilt_min_deg: float = Field(
+        default=-60.0, ge=-89, le=89, description="First tilt angle, degrees."
+    )
+    tilt_max_deg: float = Field(
+        default=60.0, ge=-89, le=89, description="Last tilt angle, degrees."
+    )
+    tilt_step_deg: PositiveFloat = Field(default=3.0, description="Step between tilts, degrees.")
+    angles_file: Path | None = Field(
+        default=None, description="Tilt angles file (.tlt/.rawtlt); replaces min/max/step when set."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ProjectionSettings:
+        if self.tilt_max_deg < self.tilt_min_deg:
+            raise ValueError("tilt_max_deg is below tilt_min_deg")
+        return self
+
+
+class ReferenceSettings(_Model):
+    """The style source: the user's unlabelled tilt-series or the built-in microscope."""
+
+    source: Literal["microscope", "files"] = Field(
+        default="microscope",
+        description="microscope: image other specimens with faket.microscope; files: yours.",
+    )
+    tilt_series: list[Path] = Field(
+        default_factory=list, description="Reference tilt-series MRC files (source: files)."
+    )
+    angles: list[Path] = Field(
+        default_factory=list, description="One angle file per reference tilt-series (files)."
+    )
+    microscope: dict[str, Any] = Field(
+        default_factory=dict,
+        description="MicroscopeSettings overrides, e.g. {defocus_um: 4} (source: microscope).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReferenceSettings:
+        if self.source == "files":
+            if not self.tilt_series:
+                raise ValueError("source 'files' needs at least one path in tilt_series")
+            if len(self.angles) != len(self.tilt_series):
+                raise ValueError(
+                    f"{len(self.tilt_series)} tilt_series but {len(self.angles)} angles files"
+                )
+        from faket.microscope import MicroscopeSettings
+
+        try:
+            MicroscopeSettings(**self.microscope)
+        except TypeError as err:
+            raise ValueError(f"microscope: {err}") from None
+        return self
+
+
+class NoiseSettings(_Model):
+    """Where the noise statistics come from when the references are the user's files."""
+
+    stats_file: Path | None = Field(
+        default=None, description="Noise statistics JSON (faket noise estimate) to use as they are."
+    )
+    noiseless: list[Path] = Field(
+        default_factory=list,
+        description="Noiseless tilt-series paired with reference.tilt_series, to estimate.",
+    )
+
+
+class StyleConfig(_Model):
+    """The neural style transfer that makes FAKET from NOISY, CONTENT and the reference."""
+
+    backbone: Literal["vgg16-hed", "vgg19-imagenet", "random"] = Field(
+        default="vgg16-hed", description="Feature network (random: the published ablation)."
+    )
+    weights_path: Path | None = Field(
+        default=None, description="Weights file of the backbone (null: default)."
+    )
+    iterations: PositiveInt = Field(default=1, description="Adam iterations (published: 1).")
+    step_size: PositiveFloat = Field(
+        default=0.15, description="Adam step size, [0, 1] image units."
+    )
+    tile: PositiveInt | None = Field(
+        default=None,
+        description="Tile size in pixels (multiple of 16) for large detectors; null: whole.",
+    )
+
+
+class ReconstructionSettings(_Model):
+    """Filtered back-projection of every modality."""
+
+    binning: PositiveInt = Field(default=1, description="Binning factor of the tilt-series first.")
+    binning_method: Literal["fourier", "spline"] = Field(
+        default="fourier", description="Binning: Fourier crop or cubic spline (the reference's)."
+    )
+    filter_name: Literal["ramp", "approx-shrec"] = Field(
+        default="ramp", description="Filter: ramp or the reverse-engineered SHREC filter."
+    )
+    thickness: PositiveInt | None = Field(
+        default=None,
+        description="Tomogram depth in (binned) voxels; null: the specimen's nz / binning.",
+    )
+
+
+class FaketConfig(_Model):
+    """A whole ``faket simulate`` run."""
+
+    run: RunSettings = Field(default=RunSettings(), description="Run settings.")
+    phantom: PhantomSettings = Field(default=PhantomSettings(), description="Specimens.")
+    projection: ProjectionSettings = Field(default=ProjectionSettings(), description="Tilt scheme.")
+    reference: ReferenceSettings = Field(default=ReferenceSettings(), description="Style source.")
+    noise: NoiseSettings = Field(default=NoiseSettings(), description="Noise statistics.")
+    style: StyleConfig = Field(default=StyleConfig(), description="Style transfer.")
+    reconstruction: ReconstructionSettings = Field(
+        default=ReconstructionSettings(), description="Reconstruction."
+    )
+
+    @model_validator(mode="after")
+    def _files_have_stats(self) -> FaketConfig:
+        if self.reference.source == "files":
+            if self.noise.stats_file is None and not self.noise.noiseless:
+                raise ValueError(
+                    "reference files need noise.stats_file or noise.noiseless (paired) files"
+                )
+            if self.noise.noiseless and len(self.noise.noiseless) != len(
+                self.reference.tilt_series
+            ):
+                raise ValueError(
+                    f"{len(self.noise.noiseless)} noise.noiseless files for "
+                    f"{len(self.reference.tilt_series)} reference.tilt_series"
+                )
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Any, *, source: str = "config") -> FaketConfig:
+        """Validate a mapping; errors become one :class:`FaketInputError` naming each field."""
+        try:
+            return cls.model_validate({} if data is None else data)
+        except ValidationError as err:
+            problems = []
+            for e in err.errors():
+                where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+                problems.append(f"{where}: {e['msg']}")
+            raise FaketInputError("invalid configuration: " + "; ".join(problems), source) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> FaketConfig:
+        """Read and validate a YAML configuration file.
+
+        Raises
+        ------
+        FaketInputError
+            If the file is missing, is not YAML, or a field is invalid (field path named).
+        """
+        file = Path(path)
+        if not file.is_file():
+            raise FaketInputError("no such configuration file", file)
+        try:
+            data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise FaketInputError(f"not valid YAML ({str(err).splitlines()[0]})", file) from None
+        return cls.from_dict(data, source=str(file))
+
+    def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Return the configuration as YAML, and write it to ``path`` when given (atomically)."""
+        text = yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        if path is not None:
+            from faket.io import atomic_write
+
+            with atomic_write(path) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        return text
+
+    def content_hash(self) -> str:
+        """Return a SHA-256 of everything that changes the outputs (not workers, not output)."""
+        data = self.model_dump(mode="json")
+        data["run"].pop("workers")
+        data["run"].pop("output")
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def example_yaml() -> str:
+    """Return the default configuration as YAML with each field's description as a comment."""
+    lines = [
+        "# faket simulate configuration: every field shows its default.",
+        "# Run: faket simulate this.yaml",
+    ]
+    defaults = FaketConfig().model_dump(mode="json")
+    for section, info in FaketConfig.model_fields.items():
+        model = info.annotation
+        lines.append("")
+        lines.append(f"# {model.__doc__.splitlines()[0]}")  # type: ignore[union-attr]
+        lines.append(f"{section}:")
+        for name, field in model.model_fields.items():  # type: ignore[union-attr]
+            value = yaml.safe_dump({name: defaults[section][name]}, default_flow_style=True)
+            value = value.strip()[1:-1]
+            lines.append(f"  # {field.description}")
+            lines.append(f"  {value}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,96 @@
+"""The run configuration: defaults, YAML round trip, and errors that name the field."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from faket.config import FaketConfig, example_yaml
+from faket.errors import FaketInputError
+
+
+def test_every_field_has_a_description_and_a_default():
+    config = FaketConfig()
+    for section in FaketConfig.model_fields:
+        model = type(getattr(config, section))
+        for name, field in model.model_fields.items():
+            assert field.description, f"{section}.{name}"
+            assert not field.is_required(), f"{section}.{name}"
+
+
+def test_yaml_round_trip(tmp_path):
+    config = FaketConfig.from_dict(
+        {
+            "run": {"output": str(tmp_path / "ds"), "n_tomograms": 4, "seed": 7},
+            "phantom": {"shape_zyx": [16, 32, 48], "builtin": {"ring": 2}},
+            "reference": {"microscope": {"defocus_um": 4.0}},
+            "style": {"backbone": "random", "tile": 64},
+        }
+    )
+    config.to_yaml(tmp_path / "c.yaml")
+    again = FaketConfig.from_yaml(tmp_path / "c.yaml")
+    assert again == config
+    assert again.phantom.shape_zyx == (16, 32, 48)
+    assert again.content_hash() == config.content_hash()
+
+
+def test_example_is_commented_valid_yaml_of_the_defaults():
+    text = example_yaml()
+    assert text.count("# ") > 30
+    assert FaketConfig.from_dict(yaml.safe_load(text)) == FaketConfig()
+
+
+def test_hash_ignores_workers_and_output_but_not_the_seed():
+    base = FaketConfig()
+    other = FaketConfig.from_dict({"run": {"workers": 4, "output": "elsewhere"}})
+    seeded = FaketConfig.from_dict({"run": {"seed": 1}})
+    assert base.content_hash() == other.content_hash() != seeded.content_hash()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (
+            {"run": {"n_tomograms": 0}},
+            "run.n_tomograms: Input should be greater than or equal to 1",
+        ),
+        ({"phantom": {"voxel_size_a": -2}}, "phantom.voxel_size_a: Input should be greater than 0"),
+        ({"style": {"backbone": "resnet"}}, "style.backbone"),
+        ({"run": {"typo": 1}}, "run.typo: Extra inputs are not permitted"),
+        ({"phantom": {"builtin": {"teapot": 1}}}, "unknown built-in particle teapot"),
+        ({"reference": {"microscope": {"defocus": 3}}}, "reference: Value error, microscope"),
+        ({"reference": {"microscope": {"voltage_kv": -1}}}, "voltage"),
+        ({"reference": {"source": "files"}}, "needs at least one path in tilt_series"),
+        (
+            {"reference": {"source": "files", "tilt_series": ["a.mrc"], "angles": ["a.tlt"]}},
+            "noise.stats_file or noise.noiseless",
+        ),
+        ({"phantom": {"shape_zyx": [8, 8, 8], "slab_voxels": 9}}, "thicker than the box"),
+    ],
+)
+def test_bad_configs_name_the_field_and_the_problem(tmp_path, data, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(FaketInputError) as err:
+        FaketConfig.from_yaml(path)
+    assert expected in str(err.value) and "bad.yaml" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_and_unparsable_files_are_named(tmp_path):
+    with pytest.raises(FaketInputError, match="nope.yaml: no such configuration file"):
+        FaketConfig.from_yaml(tmp_path / "nope.yaml")
+    (tmp_path / "x.yaml").write_text("run: [unclosed\n")
+    with pytest.raises(FaketInputError, match="x.yaml: not valid YAML"):
+        FaketConfig.from_yaml(tmp_path / "x.yaml")
+
+
+def test_config_command_prints_the_example_and_checks_a_file(run_cli, tmp_path):
+    code, out, _ = run_cli("config", "--example")
+    assert code == 0 and out == example_yaml()
+    (tmp_path / "c.yaml").write_text("run: {n_tomograms: 2}\n")
+    code, out, _ = run_cli("config", "--check", tmp_path / "c.yaml")
+    assert code == 0 and yaml.safe_load(out)["run"]["n_tomograms"] == 2
+    (tmp_path / "b.yaml").write_text("run: {n_tomograms: -1}\n")
+    code, _, err = run_cli("config", "--check", tmp_path / "b.yaml")
+    assert code == 2 and "run.n_tomograms" in err and err.count("\n") == 1

@@ -1,0 +1,244 @@
+"""The end-to-end pipeline on a tiny dataset: layout, shapes, report, resume, dask."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from faket.config import FaketConfig
+from faket.errors import FaketInputError
+from faket.io import read_classes_json, read_mrc, read_noise_stats, read_particle_locations
+from faket.pipeline import dataset_index, resume_key, simulate_dataset, style_source
+
+SHAPE = (32, 64, 64)
+VOXEL_A = 40.0
+N_TILTS = 11
+
+
+def tiny_config(output: Path, **run: object) -> FaketConfig:
+    return FaketConfig.from_dict(
+        {
+            "run": {
+                "threads": 1,  # equal in every executor: bit-identical files
+                "output": str(output),
+                "n_tomograms": 2,
+                "seed": 3,
+                "device": "cpu",
+                "precision": "fp32",
+                **run,
+            },
+            "phantom": {
+                "shape_zyx": list(SHAPE),
+                "voxel_size_a": VOXEL_A,
+                "builtin": {"ribosome": 2, "ring": 3, "globule": 4},
+                "vesicles": 1,
+                "fiducials": 2,
+            },
+            "projection": {"tilt_min_deg": -60, "tilt_max_deg": 60, "tilt_step_deg": 12},
+            "style": {"backbone": "random"},
+        }
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The runs set ``run.threads`` in this process; give the other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline") / "ds"
+    result = simulate_dataset(tiny_config(out))
+    assert result.made == [0, 1] and result.skipped == []
+    return out
+
+
+def _mrcs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.mrc"))}
+
+
+def test_every_file_of_the_layout_with_consistent_shapes_and_pixel_sizes(dataset):
+    index = json.loads((dataset / "dataset.json").read_text())
+    assert index["n_tomograms"] == 2 and len(index["tomograms"]) == 2
+    for entry in index["tomograms"]:
+        folder = dataset / entry["folder"]
+        for name in entry["files"]:
+            assert (folder / name).is_file(), name
+        for name in ("grandmodel", "class_mask", "occupancy_mask"):
+            volume = read_mrc(folder / f"{name}.mrc", ndim=3)
+            assert volume.data.shape == SHAPE and volume.voxel_size_a == pytest.approx(VOXEL_A)
+        for name in ("noiseless", "reference", "baseline", "noisy", "content", "faket"):
+            series = read_mrc(folder / f"{name}.mrc", ndim=3)
+            assert series.data.shape == (N_TILTS, SHAPE[1], SHAPE[2]), name
+            assert series.voxel_size_a == pytest.approx(VOXEL_A)
+        for name in ("noiseless", "baseline", "noisy", "faket", "reference"):
+            tomogram = read_mrc(folder / f"tomogram_{name}.mrc", ndim=3)
+            assert tomogram.data.shape == SHAPE and np.isfinite(tomogram.data).all()
+            assert tomogram.voxel_size_a == pytest.approx(VOXEL_A)
+        particles = read_particle_locations(folder / "particle_locations.txt")
+        names = {c["name"] for c in read_classes_json(folder / "classes.json")}
+        assert len(particles) == 2 + 3 + 4 + 1 + 2
+        assert {p.class_name for p in particles} <= names
+        provenance = json.loads((folder / "provenance.json").read_text())
+        assert provenance["seed"] == entry["seed"] and provenance["device"] == "cpu"
+        assert provenance["config"]["run"]["n_tomograms"] == 2
+        assert {"phantom", "project", "microscope", "modalities", "style", "reconstruct"} <= set(
+            provenance["timings_s"]
+        )
+        assert "torch_version" in provenance
+    assert index["tomograms"][0]["seed"] != index["tomograms"][1]["seed"]
+    stats = read_noise_stats(dataset / "noise_stats.json")
+    assert [s.source for s in stats] == ["model_0", "model_1"]
+    assert not list(dataset.rglob(".*tmp*"))
+
+
+def test_no_tomogram_is_styled_with_its_own_content(tmp_path):
+    for n in (1, 2, 5):
+        config = FaketConfig.from_dict({"run": {"n_tomograms": n}})
+        assert all(style_source(config, i) != i for i in range(n))
+    one = tiny_config(tmp_path / "one", n_tomograms=1)
+    assert style_source(one, 0) == 1
+    assert dataset_index(one)["reference_specimens"] == ["model_0", "reference_1"]
+
+
+def test_report_references_only_files_that_exist(dataset):
+    html = (dataset / "report.html").read_text()
+    links = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    assert {
+        f"report/{n}.png"
+        for n in ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
+    } <= links
+    for link in links:
+        assert (dataset / link).is_file() and (dataset / link).stat().st_size > 1000
+    assert "model_1" in html and "style" in html  # the timings table
+
+
+def test_rerun_skips_finished_tomograms_and_redoes_a_deleted_one(dataset, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    config = tiny_config(copy)
+    before = {p: p.stat().st_mtime_ns for p in copy.rglob("model_*/*")}
+    result = simulate_dataset(config, report=False)
+    assert result.made == [] and result.skipped == [0, 1]
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("model_*/*")} == before
+    shutil.rmtree(copy / "model_1")
+    result = simulate_dataset(config, report=False)
+    assert result.made == [1] and result.skipped == [0]
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items() if "model_0" in str(p))
+    assert _mrcs(copy / "model_1") == _mrcs(dataset / "model_1")  # same seed, same bytes
+
+
+def test_an_unfinished_tomogram_is_redone(dataset, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    (copy / "model_0" / "provenance.json").unlink()  # as if interrupted before the end
+    (copy / "model_0" / "faket.mrc").write_bytes(b"half written")
+    result = simulate_dataset(tiny_config(copy), report=False)
+    assert result.made == [0] and result.skipped == [1]
+    assert _mrcs(copy / "model_0") == _mrcs(dataset / "model_0")
+
+
+def test_force_redoes_everything_and_a_changed_config_is_not_finished(dataset, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    result = simulate_dataset(tiny_config(copy), report=False, force=True)
+    assert result.made == [0, 1]
+    assert _mrcs(copy) == _mrcs(dataset)
+    assert resume_key(tiny_config(copy, seed=4), 0) != resume_key(tiny_config(copy), 0)
+    assert resume_key(tiny_config(copy, workers=2), 0) == resume_key(tiny_config(copy), 0)
+
+
+def test_a_dask_cluster_gives_the_same_files(dataset, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        result = simulate_dataset(tiny_config(tmp_path / "ds"), scheduler=client, report=False)
+    assert result.made == [0, 1]
+    assert _mrcs(tmp_path / "ds") == _mrcs(dataset)
+
+
+def test_device_that_is_not_there_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(FaketInputError, match="CUDA is not available"):
+        simulate_dataset(tiny_config(tmp_path / "ds", device="cuda"))
+    assert not (tmp_path / "ds").exists()
+
+
+def test_missing_reference_files_are_named(tmp_path):
+    config = FaketConfig.from_dict(
+        {
+            "run": {"output": str(tmp_path / "ds"), "n_tomograms": 1, "device": "cpu"},
+            "phantom": tiny_config(tmp_path).phantom.model_dump(mode="json"),
+            "projection": {"tilt_step_deg": 12},
+            "reference": {
+                "source": "files",
+                "tilt_series": [str(tmp_path / "ref.mrc")],
+                "angles": [str(tmp_path / "ref.tlt")],
+            },
+            "noise": {"stats_file": str(tmp_path / "stats.json")},
+        }
+    )
+    with pytest.raises(FaketInputError, match="stats.json: noise.stats_file: no such file"):
+        simulate_dataset(config)
+
+
+def test_simulate_command_runs_and_resumes(run_cli, dataset, tmp_path):
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    config = tmp_path / "c.yaml"
+    tiny_config(copy).to_yaml(config)
+    code, out, err = run_cli("simulate", config)
+    assert code == 0, err
+    assert "made 0 tomogram(s), skipped 2 finished" in out and "report.html" in out
+    code, _, err = run_cli("simulate", config, "--device", "cuda:7")
+    assert code == 2 and "run.device" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("stats_from", ["pairs", "json"])
+def test_user_reference_files_style_the_tomograms(dataset, tmp_path, stats_from):
+    model = dataset / "model_1"
+    noise = (
+        {"noiseless": [str(model / "noiseless.mrc")]}
+        if stats_from == "pairs"
+        else {"stats_file": str(dataset / "noise_stats.json")}
+    )
+    data = tiny_config(tmp_path / "ds", n_tomograms=1).model_dump(mode="json")
+    data["reference"] = {
+        "source": "files",
+        "tilt_series": [str(model / "reference.mrc")],
+        "angles": [str(model / "tilt_angles.tlt")],
+    }
+    data["noise"] = noise
+    result = simulate_dataset(FaketConfig.from_dict(data))
+    assert result.made == [0]
+    out = tmp_path / "ds"
+    faket = read_mrc(out / "model_0" / "faket.mrc", ndim=3).data
+    assert faket.shape == (N_TILTS, SHAPE[1], SHAPE[2]) and np.isfinite(faket).all()
+    assert not (out / "model_0" / "reference.mrc").exists()
+    assert (out / "references" / "tomogram_reference_0.mrc").is_file()
+    stats = read_noise_stats(out / "noise_stats.json")
+    assert len(stats) == (1 if stats_from == "pairs" else 2)
+    html = (out / "report.html").read_text()
+    assert "reference.mrc" in html
+
+
+def test_worker_processes_give_the_same_files(dataset, tmp_path):
+    result = simulate_dataset(tiny_config(tmp_path / "ds", workers=2), report=False)
+    assert result.made == [0, 1]
+    assert _mrcs(tmp_path / "ds") == _mrcs(dataset)
