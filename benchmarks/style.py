@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from _timing import median_seconds
 
-from faket._runtime import keep_freed_memory_for_reuse, release_free_memory_above, resident_bytes
+from faket._runtime import heap_trimmer, keep_freed_memory_for_reuse
 from faket.style import StyleSettings, load_backbone, stylize_batch
 from faket.style.backbones import VGGFeatures
 from faket.style.series import stylize_tilt_series
@@ -125,11 +125,9 @@ def full_run() -> None:
     model = load_backbone("vgg16-hed")
     g = torch.Generator().manual_seed(0)
     stacks = [torch.rand(61, 1024, 1024, generator=g) for _ in range(3)]
-    limit = resident_bytes() + 2 * 2**30  # as faket style does with its default budget
+    trim = heap_trimmer(2 * 2**30)  # as faket style does with its default budget
     t0 = time.perf_counter()
-    stylize_tilt_series(
-        model, *stacks, precision="bf16", progress=lambda _: release_free_memory_above(limit)
-    )
+    stylize_tilt_series(model, *stacks, precision="bf16", progress=trim)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(

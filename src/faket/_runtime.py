@@ -14,6 +14,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from collections.abc import Callable
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -82,3 +83,23 @@ def release_free_memory_above(limit_bytes: int) -> bool:
         return False
     release_free_memory()
     return True
+
+
+def heap_trimmer(budget_bytes: int) -> Callable[[int], None]:
+    """Return a per-batch callback that trims the heap beyond today's memory plus a budget.
+
+    Pass it (or call it from) the ``progress`` callback of a batched stage such as
+    :func:`faket.style.series.stylize_tilt_series`, so that heap reuse cannot grow the
+    resident memory from batch to batch or tomogram to tomogram.
+
+    Parameters
+    ----------
+    budget_bytes : int
+        Working memory allowed on top of the resident memory at the time of the call.
+    """
+    limit = resident_bytes() + budget_bytes
+
+    def trim(_done: int) -> None:
+        release_free_memory_above(limit)
+
+    return trim

@@ -139,7 +139,7 @@ def style(
     """
     import torch
 
-    from faket._runtime import release_free_memory_above, resident_bytes
+    from faket._runtime import heap_trimmer
     from faket.errors import FaketInputError
     from faket.io import read_mrc, write_mrc
     from faket.io.provenance import provenance_path, write_provenance
@@ -158,11 +158,11 @@ def style(
     settings = StyleSettings(iterations=iterations, step_size=step_size)
     budget = int(memory_gib * 2**30)
     # Heap reuse (see faket._runtime) can fragment; trim when beyond inputs + one budget.
-    memory_limit = resident_bytes() + budget
+    trim = heap_trimmer(budget)
 
     def progress(n: int) -> None:
         bar.update(n)  # type: ignore[attr-defined]
-        release_free_memory_above(memory_limit)
+        trim(n)
 
     start = time.perf_counter()
     try:

@@ -321,10 +321,11 @@ def make_tomogram(config: FaketConfig, index: int) -> dict[str, float]:
     Skipped when its ``provenance.json`` holds the current resume key. Returns the
     seconds per stage of the whole tomogram (phase 1 included; empty when skipped).
     """
+    from faket._runtime import heap_trimmer
     from faket.noise import make_modality
     from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
     from faket.style import StyleSettings
-    from faket.style.series import stylize_tilt_series
+    from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
 
     folder = specimen_dir(config, index)
     key = resume_key(config, index)
@@ -356,6 +357,8 @@ def make_tomogram(config: FaketConfig, index: int) -> dict[str, float]:
             StyleSettings(iterations=s.iterations, step_size=s.step_size),
             precision=config.run.precision,
             tile=s.tile,
+            # As faket style: heap reuse must not grow memory from tomogram to tomogram.
+            progress=heap_trimmer(DEFAULT_MEMORY_BUDGET_BYTES),
         )
         write_mrc(series["faket"], folder / "faket.mrc", voxel_size_a=v)
     if config.reference.source == "microscope":
