@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -216,8 +215,3 @@ def plot_particle_gallery(
     axes[0, 0].set_ylabel("along Z", fontsize=9)
     axes[1, 0].set_ylabel("along X", fontsize=9)
     _save(fig, path)
-
-
-def figure_path(folder: str | os.PathLike[str], name: str) -> Path:
-    """Return ``folder/name.png``."""
-    return Path(folder) / f"{name}.png"

@@ -65,11 +65,6 @@ def gram_sum(features: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Return ``F F^T / (H W)`` per image, ``(batch, channels, channels)`` float32."""
-    return gram_sum(features) / (features.shape[-2] * features.shape[-1])
-
-
 @dataclass(frozen=True)
 class DiffSums:
     """The two sums a scaled MSE needs, per image: ``abs_sum = sum |d|``, ``sq_sum = sum d^2``.
