@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from faket.cli._common import DEVICE_OPTION, GreedyOptionsCommand, resolve_device
+
 
 @click.group()
 def evaluate() -> None:
@@ -232,3 +234,180 @@ def compare(scores: tuple[Path, ...], output: Path, bootstrap_seed: int, resampl
     if classes:
         plot_compare_metrics(summary, classes, output / "compare_classes.png")
     click.echo(markdown)
+
+
+class _StudyCommand(GreedyOptionsCommand):
+    greedy_options = ("--modalities",)
+
+
+@evaluate.command(cls=_StudyCommand)
+@click.argument("dataset", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--modalities",
+    multiple=True,
+    default=("noiseless", "baseline", "noisy", "faket", "reference"),
+    show_default=True,
+    help="Training modalities (tomogram_<name>.mrc); several values after one flag.",
+)
+@click.option("--train", "train_text", default="0-5", show_default=True, help="Training tomograms.")
+@click.option("--val", "val_text", default="6", show_default=True, help="Validation tomogram.")
+@click.option("--test", "test_index", type=int, default=7, show_default=True, help="Test tomogram.")
+@click.option(
+    "--preset",
+    type=click.Choice(["paper", "laptop"]),
+    default="paper",
+    show_default=True,
+    help="paper: DeepFinder as in FakET (GPU); laptop: small net and patches for a 2-core CPU.",
+)
+@click.option("--seeds", type=click.IntRange(min=1), default=None, help="Seeds per modality.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs per run.")
+@click.option("--width", type=float, default=None, help="Channel multiplier (1 = 32/48/64).")
+@click.option("--patch", type=int, default=None, help="Patch side in voxels (multiple of 4).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Patches per step.")
+@click.option("--learning-rate", type=float, default=None, help="Adam's step size.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "fp16"]),
+    default=None,
+    help="Autocast of the convolutions (bf16: fast on CPUs with AMX).",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["dice+ce", "dice"]),
+    default=None,
+    help="Soft Dice plus cross-entropy, or DeepFinder's soft Dice alone [default: dice+ce].",
+)
+@click.option(
+    "--segment-step",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Step between inference patches in voxels [default: half a patch].",
+)
+@click.option(
+    "--cluster",
+    type=click.Choice(["meanshift", "components"]),
+    default="meanshift",
+    show_default=True,
+    help="Particles from the segmentation: mean-shift (bandwidth = class radius) or "
+    "connected components (faster on poor segmentations).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    default=("vesicle",),
+    show_default=True,
+    help="Class neither extracted nor scored; repeatable.",
+)
+@DEVICE_OPTION
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Study folder (a re-run resumes finished runs and trainings).",
+)
+def study(
+    dataset: Path,
+    modalities: tuple[str, ...],
+    train_text: str,
+    val_text: str,
+    test_index: int,
+    preset: str,
+    seeds: int | None,
+    epochs: int | None,
+    width: float | None,
+    patch: int | None,
+    batch_size: int | None,
+    learning_rate: float | None,
+    precision: str | None,
+    loss: str | None,
+    segment_step: int | None,
+    cluster: str,
+    exclude: tuple[str, ...],
+    device: str,
+    output: Path,
+) -> None:
+    """Train a picker per modality and seed, test all on one held-out tomogram, compare.
+
+    Reproduces FakET's Table 1 on a faket simulate dataset: a DeepFinder-style 3-D U-Net
+    per modality and seed, trained on --train, best epoch on --val, tested on the --test
+    tomogram's REFERENCE reconstruction (NOISELESS on its noiseless one), SHREC 2021
+    scores, and a comparison (compare/, report.html, study.json).
+
+    \b
+    Example (about 45 minutes on 2 CPU cores):
+      faket demo -o study_data --tomograms 8
+      faket evaluate study study_data/ --preset laptop -o study/
+    \b
+    Paper scale (GPU):
+      faket evaluate study DATASET/ --modalities noiseless baseline noisy faket \\
+          reference --train 0-8 --val 9 --test 10 --seeds 6 --epochs 70 -o study/
+    """
+    from tqdm.auto import tqdm
+
+    from faket._runtime import keep_freed_memory_for_reuse
+    from faket.evaluation.study import (
+        PRESET_SEEDS,
+        PRESETS,
+        StudyPlan,
+        check_inputs,
+        parse_indices,
+        run_study,
+        with_overrides,
+    )
+
+    keep_freed_memory_for_reuse()
+    torch_device = resolve_device(device)
+    try:
+        settings = with_overrides(
+            PRESETS[preset],
+            epochs=epochs,
+            width=width,
+            patch=patch,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            precision=precision,
+            loss=loss,
+        )
+        train = parse_indices(train_text)
+        val = parse_indices(val_text)
+        plan = StudyPlan(
+            dataset=dataset,
+            output=output,
+            modalities=tuple(dict.fromkeys(modalities)),
+            train=tuple(train),
+            val=tuple(val),
+            test=test_index,
+            seeds=tuple(range(seeds or PRESET_SEEDS[preset])),
+            settings=settings,
+            exclude=exclude,
+            segment_step=segment_step,
+            cluster=cluster,
+        )
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    check_inputs(plan)
+    n_runs = len(plan.modalities) * len(plan.seeds)
+    bars: dict[str, object] = {}
+
+    def progress(step: str, done: int, total: int) -> None:
+        bar = bars.get(step)
+        if bar is None:
+            bar = tqdm(total=total or None, desc=step, leave=False, dynamic_ncols=True)
+            bars[step] = bar
+        bar.update(done - bar.n)  # type: ignore[attr-defined]
+
+    with tqdm(total=n_runs, desc="runs", unit="run", leave=False, dynamic_ncols=True) as runs:
+
+        def on_run(modality: str, seed: int, record: dict[str, object]) -> None:
+            for bar in bars.values():
+                bar.close()  # type: ignore[attr-defined]
+            bars.clear()
+            loc = record["localisation"]["f1"]  # type: ignore[index]
+            macro = record["classification"]["macro_f1_published"]  # type: ignore[index]
+            runs.write(f"{modality} seed {seed}: localisation F1 {loc:.3f}, macro-F1 {macro:.3f}")
+            runs.update(1)
+
+        run_study(plan, torch_device, progress=progress, on_run=on_run)
+    click.echo((output / "compare" / "compare.md").read_text(encoding="utf-8"))
+    click.echo(f"wrote {output}/ ; open {output}/report.html")

@@ -9,7 +9,7 @@ import numpy as np
 
 from faket.report.figures import _figure, _save
 
-__all__ = ["plot_class_f1", "plot_compare_metrics", "plot_confusion"]
+__all__ = ["plot_class_f1", "plot_compare_metrics", "plot_confusion", "plot_training_curves"]
 
 
 def plot_confusion(
@@ -107,4 +107,30 @@ def plot_compare_metrics(
     ax.set_ylim(0, 1)
     ax.set_ylabel("score (mean over seeds)")
     ax.legend(fontsize=7, loc="best")
+    _save(fig, path)
+
+
+def plot_training_curves(
+    curves: Mapping[str, Sequence[Mapping[str, float]]], path: str | os.PathLike[str]
+) -> None:
+    """Draw training (dashed) and validation (solid) loss per epoch, one colour per run.
+
+    Parameters
+    ----------
+    curves : mapping
+        Run name -> epoch records with ``epoch``, ``train_loss`` and ``val_loss``.
+    path : str or PathLike
+        PNG to write.
+    """
+    fig, axes = _figure(1, 1, (7.0, 4.0))
+    ax = axes[0, 0]
+    for k, (name, records) in enumerate(curves.items()):
+        epochs = [r["epoch"] for r in records]
+        colour = f"C{k % 10}"
+        ax.plot(epochs, [r["train_loss"] for r in records], "--", color=colour, linewidth=0.8)
+        ax.plot(epochs, [r["val_loss"] for r in records], "-", color=colour, label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("soft-Dice loss (dashed: training, solid: validation)")
+    if curves:
+        ax.legend(fontsize=6, loc="best", ncol=2)
     _save(fig, path)

@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import torch
 
+from faket._precision import PRECISIONS
 from faket.errors import FaketInputError
 from faket.style.backbones import VGGFeatures
-from faket.style.transfer import PRECISIONS, StyleSettings, stylize_batch
+from faket.style.transfer import StyleSettings, stylize_batch
 
 DEFAULT_MEMORY_BUDGET_BYTES = 2 * 2**30
 """Default working-memory budget of one batch of tilts (2 GiB)."""

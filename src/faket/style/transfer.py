@@ -21,17 +21,13 @@ split, as in the reference.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
-from functools import partial
 
 import torch
 
+from faket._precision import autocast_context
 from faket.style.backbones import VGGFeatures
 from faket.style.tiling import LossSpec, Tile, loss_gradient, style_gram_targets, tile_grid
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""Precision names -> autocast dtype of the convolutions (None: no autocast)."""
 
 
 @dataclass(frozen=True)
@@ -100,18 +96,6 @@ class StyleSettings:
     def as_dict(self) -> dict[str, object]:
         """Return the settings as plain values, for provenance."""
         return asdict(self)
-
-
-def autocast_context(
-    device: torch.device, precision: str
-) -> Callable[[], AbstractContextManager[object]]:
-    """Return a factory of the autocast context for ``precision`` on ``device``."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    dtype = PRECISIONS[precision]
-    if dtype is None:
-        return nullcontext
-    return partial(torch.autocast, device_type=device.type, dtype=dtype)
 
 
 def optimise_image(
