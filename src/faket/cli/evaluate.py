@@ -292,6 +292,14 @@ class _StudyCommand(GreedyOptionsCommand):
     "connected components (faster on poor segmentations).",
 )
 @click.option(
+    "--min-fraction",
+    type=click.FloatRange(0, 1),
+    default=0.25,
+    show_default=True,
+    help="Drop clusters under this fraction of the class's mean particle volume "
+    "(voxels per particle in the training labels).",
+)
+@click.option(
     "--exclude",
     multiple=True,
     default=("vesicle",),
@@ -323,6 +331,7 @@ def study(
     loss: str | None,
     segment_step: int | None,
     cluster: str,
+    min_fraction: float,
     exclude: tuple[str, ...],
     device: str,
     output: Path,
@@ -383,6 +392,7 @@ def study(
             exclude=exclude,
             segment_step=segment_step,
             cluster=cluster,
+            min_fraction=min_fraction,
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from err

@@ -30,7 +30,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,9 @@ class StudyPlan:
         Step between inference patches (default half a patch).
     cluster : str
         ``meanshift`` or ``components``; see `picks_from_labels`.
+    min_fraction : float
+        Clusters under this fraction of the class's mean particle volume (voxels per
+        particle in the training labels) are dropped.
     """
 
     dataset: Path
@@ -137,6 +140,7 @@ class StudyPlan:
     exclude: tuple[str, ...] = ("vesicle",)
     segment_step: int | None = None
     cluster: str = "meanshift"
+    min_fraction: float = 0.25
 
     def __post_init__(self) -> None:
         overlap = (set(self.train) & set(self.val)) | ({self.test} & set(self.train + self.val))
@@ -146,6 +150,8 @@ class StudyPlan:
             )
         if not self.train or not self.val or not self.modalities or not self.seeds:
             raise ValueError("a study needs training and validation tomograms, modalities, seeds")
+        if len(self.val) != 1:
+            raise ValueError(f"give one validation tomogram, got {list(self.val)}")
 
     def run_key(self, modality: str, seed: int) -> str:
         """Return the key that identifies one run's inputs and settings."""
@@ -160,6 +166,7 @@ class StudyPlan:
             "exclude": self.exclude,
             "segment_step": self.segment_step,
             "cluster": self.cluster,
+            "min_fraction": self.min_fraction,
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -234,6 +241,8 @@ def picks_from_labels(
     exclude: Sequence[str] = (),
     min_fraction: float = 0.1,
     method: str = "meanshift",
+    particle_voxels: Mapping[str, float] | None = None,
+    snap: bool = True,
 ) -> list[Particle]:
     """Extract particles class by class: mean-shift with the class's radius as bandwidth.
 
@@ -248,26 +257,82 @@ def picks_from_labels(
     exclude : sequence of str
         Classes not extracted.
     min_fraction : float
-        Clusters smaller than this fraction of the class's sphere are dropped
-        (`faket.evaluation.min_cluster_voxels`).
+        Clusters smaller than this fraction of a particle's volume are dropped.
+    particle_voxels : mapping of str to float, optional
+        Class name -> mean voxels per particle (see `particle_volumes`). Classes not in
+        it use the sphere of the class's diameter (`faket.evaluation.min_cluster_voxels`),
+        which is far too large for thin particles (a rod fills a tenth of its sphere).
     method : str
         ``meanshift`` (DeepFinder's clustering) or ``components`` (26-connected
         components: much faster on poor segmentations, but touching particles merge).
+    snap : bool
+        Put each pick on the nearest voxel labelled with its class (see
+        `faket.evaluation.extract_particles`): hollow particles are hit, not missed.
     """
     picks: list[Particle] = []
     for row in classes:
         if row["name"] in exclude:
             continue
         radius = max(1.0, row["diameter_a"] / 2 / voxel_size_a)
-        minimum = min_cluster_voxels(row["diameter_a"], voxel_size_a, min_fraction)
+        if particle_voxels is not None and row["name"] in particle_voxels:
+            minimum = max(1, int(min_fraction * particle_voxels[row["name"]]))
+        else:
+            minimum = min_cluster_voxels(row["diameter_a"], voxel_size_a, min_fraction)
         picks += extract_particles(
             labels,
             {row["id"]: row["name"]},
             method=method,
             bandwidth_vox=radius,
             min_voxels={row["id"]: minimum},
+            snap=snap,
         )
     return picks
+
+
+def particle_volumes(
+    labels: Sequence[np.ndarray],
+    names: Sequence[Sequence[str]],
+    classes: Sequence[dict[str, Any]],
+) -> dict[str, float]:
+    """Return the mean number of labelled voxels per particle of each class.
+
+    Parameters
+    ----------
+    labels : sequence of numpy.ndarray
+        Class masks ``(nz, ny, nx)`` of the tomograms.
+    names : sequence of sequence of str
+        The class of each particle of each volume.
+    classes : sequence of dict
+        ``classes.json`` rows (``id``, ``name``).
+
+    Returns
+    -------
+    dict
+        Class name -> voxels of the class / particles of the class, for classes with
+        particles.
+    """
+    out = {}
+    for row in classes:
+        count = sum(list(n).count(row["name"]) for n in names)
+        if count:
+            voxels = sum(int(np.count_nonzero(np.rint(m) == row["id"])) for m in labels)
+            out[row["name"]] = voxels / count
+    return out
+
+
+def _training_particle_volumes(
+    plan: StudyPlan, classes: Sequence[dict[str, Any]]
+) -> dict[str, float]:
+    from faket.io import read_particle_locations
+
+    masks, names = [], []
+    for index in plan.train:
+        folder = _tomogram_dir(plan.dataset, index)
+        masks.append(read_mrc(folder / "class_mask.mrc", ndim=3).data)
+        names.append(
+            [p.class_name for p in read_particle_locations(folder / "particle_locations.txt")]
+        )
+    return particle_volumes(masks, names, classes)
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -308,9 +373,11 @@ def _train_run(
     optimizer_state = None
     if log is not None and log.get("study_key") == key and last_path.exists():
         state = torch.load(last_path, map_location=device, weights_only=True)
-        net.load_state_dict(state["model"])
-        optimizer_state = state["optimizer"]
-        epochs = [e for e in log["epochs"] if e["epoch"] <= state["epoch"]]
+        kept = [e for e in log["epochs"] if e["epoch"] <= state["epoch"]]
+        if len(kept) == state["epoch"]:  # else the log is incomplete: train afresh
+            net.load_state_dict(state["model"])
+            optimizer_state = state["optimizer"]
+            epochs = kept
     steps = -(-sum(len(v.xyz) for v in train) // settings.batch_size)
     total = steps * settings.epochs
     done = steps * len(epochs)
@@ -324,13 +391,12 @@ def _train_run(
     def on_epoch(
         record: dict[str, Any], model: torch.nn.Module, opt: torch.optim.Optimizer
     ) -> None:
+        # Order matters for resuming: the epoch's weights, then the log, then last.pt. A
+        # kill in between leaves last.pt at the previous epoch, and the log is cut to it.
         epochs.append(record)
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         tag = f"epoch_{record['epoch']:03d}.pt"
         _save_checkpoint(folder / "checkpoints" / tag, {"epoch": record["epoch"], "model": weights})
-        _save_checkpoint(
-            last_path, {"epoch": record["epoch"], "model": weights, "optimizer": opt.state_dict()}
-        )
         best = min(epochs, key=lambda e: e["val_loss"])
         write_json(
             {
@@ -342,6 +408,9 @@ def _train_run(
                 "epochs": epochs,
             },
             log_path,
+        )
+        _save_checkpoint(
+            last_path, {"epoch": record["epoch"], "model": weights, "optimizer": opt.state_dict()}
         )
 
     began = time.perf_counter()
@@ -368,6 +437,7 @@ def _test_run(
     test_volume: torch.Tensor,
     voxel_size_a: float,
     classes: list[dict[str, Any]],
+    sizes: Mapping[str, float],
     progress: Progress | None,
 ) -> tuple[list[Particle], dict[str, float]]:
     """Segment the test tomogram with the best epoch and extract its particles."""
@@ -400,7 +470,13 @@ def _test_run(
     write_mrc(label_map.astype(np.float32), folder / "segmentation.mrc", voxel_size_a=voxel_size_a)
     began = time.perf_counter()
     picks = picks_from_labels(
-        label_map, classes, voxel_size_a, exclude=plan.exclude, method=plan.cluster
+        label_map,
+        classes,
+        voxel_size_a,
+        exclude=plan.exclude,
+        method=plan.cluster,
+        particle_voxels=sizes,
+        min_fraction=plan.min_fraction,
     )
     return picks, {"segment_s": segment_s, "extract_s": time.perf_counter() - began}
 
@@ -434,6 +510,7 @@ def run_study(
     truth = read_truth(test_dir)
     classes = read_classes_json(test_dir / "classes.json")
     n_classes = max(c["id"] for c in classes) + 1
+    sizes = _training_particle_volumes(plan, classes)
     runs: list[dict[str, Any]] = []
     scores: list[RunScores] = []
     tests: dict[str, tuple[torch.Tensor, float]] = {}
@@ -460,7 +537,7 @@ def run_study(
                     volume, size = load_volume(plan.dataset, plan.test, target, device)
                     tests[target] = (volume.image, size)
                 picks, times = _test_run(
-                    plan, folder, log, tests[target][0], tests[target][1], classes, progress
+                    plan, folder, log, tests[target][0], tests[target][1], classes, sizes, progress
                 )
                 from faket.io import write_particle_locations
 
@@ -548,6 +625,7 @@ def _write_comparison(
         "exclude": list(plan.exclude),
         "segment_step": plan.segment_step,
         "cluster": plan.cluster,
+        "min_fraction": plan.min_fraction,
         "settings": plan.settings.as_dict(),
         "runs": runs,
         "summary": summary,
