@@ -102,3 +102,34 @@ def test_summarise_groups_by_modality():
     assert summary["faket"]["localisation_f1"]["mean"] == pytest.approx(0.7, abs=1e-12)
     assert summary["faket"]["localisation_f1"]["n"] == 2
     assert "f1_A" in summary["baseline"] and "f1_B" not in summary["baseline"]
+
+
+@pytest.mark.parametrize("method", ["meanshift", "components"])
+def test_snap_puts_the_pick_of_a_ring_on_the_ring_not_in_its_hole(method):
+    z, y, x = np.mgrid[:24, :40, :40]
+    # A torus in the XY plane around (12, 20, 20): major radius 8, minor radius 2.
+    ring = (np.hypot(y - 20, x - 20) - 8) ** 2 + (z - 12) ** 2 <= 4
+    labels = ring.astype(np.int64)
+    kwargs = {"method": method, "bandwidth_vox": 12.0}
+    (centre,) = extract_particles(labels, {1: "ring"}, **kwargs)
+    assert (centre.z, centre.y, centre.x) == pytest.approx((12, 20, 20), abs=0.5)
+    assert not ring[round(centre.z), round(centre.y), round(centre.x)]  # the hole
+    (snapped,) = extract_particles(labels, {1: "ring"}, snap=True, **kwargs)
+    voxel = (int(snapped.z), int(snapped.y), int(snapped.x))
+    assert ring[voxel]
+    # ... and no labelled voxel is nearer to the centre than the one chosen.
+    nearest = np.min((z[ring] - 12) ** 2 + (y[ring] - 20) ** 2 + (x[ring] - 20) ** 2)
+    assert (voxel[0] - 12) ** 2 + (voxel[1] - 20) ** 2 + (voxel[2] - 20) ** 2 == nearest
+
+
+def test_particle_volumes_are_voxels_per_particle_of_each_class():
+    from faket.evaluation.study import particle_volumes
+
+    a = np.zeros((4, 4, 4))
+    a[0, :2, :2] = 1  # 4 voxels of class 1
+    a[3, :, :] = 2  # 16 voxels of class 2
+    b = np.zeros((4, 4, 4))
+    b[1, 0, :] = 1  # 4 more voxels of class 1
+    classes = [{"id": 1, "name": "p"}, {"id": 2, "name": "q"}, {"id": 3, "name": "r"}]
+    sizes = particle_volumes([a, b], [["p", "q"], ["p", "p", "p"]], classes)
+    assert sizes == {"p": 8 / 4, "q": 16 / 1}  # r has no particles: left out

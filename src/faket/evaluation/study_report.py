@@ -1,0 +1,103 @@
+"""The picking study's comparison: tables, figures, study.json and report.html."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from faket.evaluation.files import write_json
+from faket.evaluation.study_files import read_json
+from faket.evaluation.study_plan import StudyPlan
+
+__all__ = ["write_comparison", "write_score_files"]
+
+
+def write_score_files(folder: Path, result: Any) -> None:
+    """Write a run's confusion matrix (CSV, PNG) and per-class F1 figure beside score.json."""
+    from faket.evaluation.files import write_confusion_csv
+    from faket.evaluation.plots import plot_class_f1, plot_confusion
+
+    write_confusion_csv(result.labels, result.confusion, folder / "score_confusion.csv")
+    plot_confusion(result.labels, result.confusion, folder / "score_confusion.png")
+    real = {n: s["f1"] for n, s in result.per_class.items() if s["support"] > 0}
+    plot_class_f1(real, folder / "score_f1.png")
+
+
+def write_comparison(
+    plan: StudyPlan, runs: list[dict[str, Any]], scores: Sequence[Any]
+) -> dict[str, Any]:
+    """Write compare/, the training curves, report.html and study.json; return study.json."""
+    from faket.evaluation.compare import summarise_runs
+    from faket.evaluation.plots import plot_compare_metrics, plot_training_curves
+    from faket.evaluation.report import write_compare_tables
+    from faket.report.html import Section, write_report
+
+    folder = plan.output / "compare"
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = summarise_runs(list(scores))
+    write_compare_tables(summary, list(scores), folder)
+    headline = ["localisation_f1", "macro_f1_published", "macro_f1_real"]
+    plot_compare_metrics(summary, headline, folder / "compare_metrics.png")
+    class_metrics = list(
+        dict.fromkeys(m for s in summary.values() for m in s if m.startswith("f1_"))
+    )
+    if class_metrics:
+        plot_compare_metrics(summary, class_metrics, folder / "compare_classes.png")
+    curves = {}
+    for run in runs:
+        log = read_json(plan.output / f"{run['modality']}_seed{run['seed']}" / "training_log.json")
+        if log is not None:
+            curves[f"{run['modality']} seed {run['seed']}"] = log["epochs"]
+    plot_training_curves(curves, folder / "training_curves.png")
+    study = {
+        "dataset": str(plan.dataset),
+        "modalities": list(plan.modalities),
+        "train": list(plan.train),
+        "val": list(plan.val),
+        "test": plan.test,
+        "seeds": list(plan.seeds),
+        "exclude": list(plan.exclude),
+        "segment_step": plan.segment_step,
+        "cluster": plan.cluster,
+        "min_fraction": plan.min_fraction,
+        "settings": plan.settings.as_dict(),
+        "runs": runs,
+        "summary": summary,
+    }
+    write_json(study, plan.output / "study.json")
+    rows = [["modality", "seed", "best epoch", "train s", "segment s", "loc. F1", "macro-F1"]]
+    for run, score in zip(runs, scores, strict=True):
+        rows.append(
+            [
+                run["modality"],
+                str(run["seed"]),
+                str(run["best_epoch"]),
+                f"{run['train_s']:.0f}",
+                f"{run['segment_s']:.0f}",
+                f"{score.scores['localisation']['f1']:.3f}",
+                f"{score.scores['classification']['macro_f1_published']:.3f}",
+            ]
+        )
+    table = [["modality", "runs", *headline]]
+    for modality, stats in summary.items():
+        cells = [
+            f"{stats[m]['mean']:.3f} [{stats[m]['low_95']:.3f}, {stats[m]['high_95']:.3f}]"
+            for m in headline
+        ]
+        table.append([modality, str(int(stats[headline[0]]["n"])), *cells])
+    sections = [
+        Section(
+            "Scores by modality",
+            text="Mean over seeds [bootstrap 95 % interval]; also in compare/compare.md.",
+            table=table,
+        ),
+        Section("Headline metrics", image="compare/compare_metrics.png"),
+        Section("Per-class F1", image="compare/compare_classes.png") if class_metrics else None,
+        Section("Training curves", image="compare/training_curves.png"),
+        Section("Runs", table=rows),
+    ]
+    write_report(
+        plan.output / "report.html", "faket picking study", [s for s in sections if s is not None]
+    )
+    return study
