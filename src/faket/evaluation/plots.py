@@ -130,7 +130,7 @@ def plot_training_curves(
         ax.plot(epochs, [r["train_loss"] for r in records], "--", color=colour, linewidth=0.8)
         ax.plot(epochs, [r["val_loss"] for r in records], "-", color=colour, label=name)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("soft-Dice loss (dashed: training, solid: validation)")
+    ax.set_ylabel("loss (dashed: training, solid: validation)")
     if curves:
         ax.legend(fontsize=6, loc="best", ncol=2)
     _save(fig, path)
