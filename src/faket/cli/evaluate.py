@@ -63,8 +63,8 @@ def score(
         read_predictions,
         read_truth,
         write_confusion_csv,
-        write_json,
     )
+    from faket.io import write_json
 
     gt = read_truth(truth)
     names, xyz = read_predictions(predicted, gt.class_order, gt.occupancy.shape)

@@ -10,7 +10,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,7 +24,6 @@ __all__ = [
     "read_run_scores",
     "read_truth",
     "write_confusion_csv",
-    "write_json",
 ]
 
 _RUN_FOLDER = re.compile(r"^(?P<modality>.+)_seed(?P<seed>-?\d+)$")
@@ -167,12 +165,6 @@ def read_predictions(
         names.append(canonical)
     xyz_all = np.array([r[2] for r in rows], dtype=np.float64).reshape(-1, 3)
     return names, xyz_all
-
-
-def write_json(data: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``data`` as indented JSON, atomically."""
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def write_confusion_csv(

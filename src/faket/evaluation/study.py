@@ -35,13 +35,12 @@ import numpy as np
 import torch
 
 from faket.evaluation.extract import extract_particles, min_cluster_voxels
-from faket.evaluation.files import read_truth, write_json
+from faket.evaluation.files import read_truth
 from faket.evaluation.segment import segment_tomogram
 from faket.evaluation.shrec import score_picks
 from faket.evaluation.study_files import (
     check_inputs,
     load_volume,
-    read_json,
     read_training_labels,
     save_checkpoint,
     tomogram_dir,
@@ -56,7 +55,14 @@ from faket.evaluation.study_plan import (
 )
 from faket.evaluation.study_report import write_comparison, write_score_files
 from faket.evaluation.training import LabelledVolume, make_picker, train_picker
-from faket.io import Particle, read_classes_json, write_mrc, write_particle_locations
+from faket.io import (
+    Particle,
+    read_classes_json,
+    read_json_object,
+    write_json,
+    write_mrc,
+    write_particle_locations,
+)
 
 __all__ = [
     "PRESETS",
@@ -178,7 +184,7 @@ def _train_run(
     device = val.image.device
     net = make_picker(n_classes, settings.width, seed).to(device)
     log_path, last_path = folder / "training_log.json", folder / "checkpoints" / "last.pt"
-    log = read_json(log_path)
+    log = read_json_object(log_path)
     epochs: list[dict[str, Any]] = []
     optimizer_state = None
     if log is not None and log.get("study_key") == key and last_path.exists():
@@ -235,7 +241,7 @@ def _train_run(
         on_epoch=on_epoch,
         on_step=on_step,
     )
-    log = read_json(log_path)
+    log = read_json_object(log_path)
     assert log is not None
     return log, time.perf_counter() - began
 
@@ -346,7 +352,7 @@ def run_study(
         for seed in plan.seeds:
             folder = output / f"{modality}_seed{seed}"
             key = plan.run_key(modality, seed)
-            previous = read_json(folder / "score.json")
+            previous = read_json_object(folder / "score.json")
             if previous is not None and previous.get("study_key") == key:
                 summary = previous["run"]
             else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from faket.io import atomic_write, read_mrc
 __all__ = [
     "check_inputs",
     "load_volume",
-    "read_json",
     "save_checkpoint",
     "tomogram_dir",
     "read_training_labels",
@@ -105,12 +103,3 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
         torch.save(payload, tmp)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """Return a JSON object file's content, or None when it is missing or unreadable."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None

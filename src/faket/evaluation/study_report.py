@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from faket.evaluation.files import write_json
-from faket.evaluation.study_files import read_json
 from faket.evaluation.study_plan import StudyPlan
+from faket.io import read_json_object, write_json
 
 __all__ = ["write_comparison", "write_score_files"]
 
@@ -46,7 +45,9 @@ def write_comparison(
         plot_compare_metrics(summary, class_metrics, folder / "compare_classes.png")
     curves = {}
     for run in runs:
-        log = read_json(plan.output / f"{run['modality']}_seed{run['seed']}" / "training_log.json")
+        log = read_json_object(
+            plan.output / f"{run['modality']}_seed{run['seed']}" / "training_log.json"
+        )
         if log is not None:
             curves[f"{run['modality']} seed {run['seed']}"] = log["epochs"]
     plot_training_curves(curves, folder / "training_curves.png")

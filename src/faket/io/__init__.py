@@ -6,6 +6,7 @@ problem) for bad input; writers are atomic (see `atomic_write`).
 
 from faket.io._atomic import atomic_write
 from faket.io.angles import check_angle_count, read_tilt_angles, write_tilt_angles
+from faket.io.json_files import read_json_object, write_json
 from faket.io.mrc import MrcData, read_mrc, read_voxel_size, write_mrc
 from faket.io.noise_stats import read_noise_stats, write_noise_stats
 from faket.io.particles import Particle, read_particle_locations, write_particle_locations
@@ -28,6 +29,8 @@ __all__ = [
     "MrcData",
     "Particle",
     "atomic_write",
+    "read_json_object",
+    "write_json",
     "check_angle_count",
     "read_mrc",
     "read_noise_stats",

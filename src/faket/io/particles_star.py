@@ -27,6 +27,7 @@ import numpy as np
 
 from faket.errors import FaketInputError
 from faket.io._atomic import atomic_write
+from faket.io.json_files import write_json
 from faket.io.particles import Particle
 
 _STAR_COLUMNS = (
@@ -170,8 +171,7 @@ def write_classes_json(classes: Sequence[dict[str, Any]], path: str | os.PathLik
         }
         for c in classes
     ]
-    with atomic_write(path) as temp:
-        temp.write_text(json.dumps({"classes": rows}, indent=2) + "\n", encoding="utf-8")
+    write_json({"classes": rows}, path)
 
 
 def read_classes_json(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

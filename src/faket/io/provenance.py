@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
 
-from faket.io._atomic import atomic_write
+from faket.io.json_files import write_json
 
 _MRC_SUFFIXES = (".mrc.gz", ".mrc.bz2", ".mrc", ".rec", ".st", ".ali")
 
@@ -39,6 +38,4 @@ def versions() -> dict[str, str]:
 
 def write_provenance(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Write ``record`` with :func:`versions` as indented JSON, atomically."""
-    full = {**versions(), **record}
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    write_json({**versions(), **record}, path)

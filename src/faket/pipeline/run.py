@@ -7,7 +7,6 @@ re-run skips what is finished (see `faket.pipeline.stages`).
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import shutil
 import time
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faket.config import FaketConfig
-from faket.io import atomic_write
+from faket.io import write_json
 from faket.pipeline.layout import (
     LABEL_FILES,
     MODALITY_FILES,
@@ -188,8 +187,7 @@ def simulate_dataset(
     for i, timings in zip(todo, _map(make_tomogram, config, todo, scheduler, on_done), strict=True):
         result.timings_s[i] = timings
     result.made, result.skipped = todo, sorted(before)
-    with atomic_write(out / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(dataset_index(config), indent=2) + "\n", encoding="utf-8")
+    write_json(dataset_index(config), out / "dataset.json")
     if report:
         if on_phase is not None:
             on_phase("report", 1)

@@ -19,7 +19,6 @@ packages.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,11 +32,12 @@ import torch
 from faket.config import FaketConfig
 from faket.errors import FaketInputError
 from faket.io import (
-    atomic_write,
+    read_json_object,
     read_mrc,
     read_noise_stats,
     read_tilt_angles,
     write_classes_json,
+    write_json,
     write_mrc,
     write_noise_stats,
     write_particle_locations,
@@ -94,23 +94,10 @@ def _set_threads(config: FaketConfig) -> None:
         torch.set_num_threads(config.run.threads)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def is_done(path: Path, key: str) -> bool:
     """Return whether the marker JSON at ``path`` exists and holds ``key``."""
-    data = _read_json(path)
+    data = read_json_object(path)
     return data is not None and data.get("resume_key") == key
-
-
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    with atomic_write(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
 
 
 def particle_classes(config: FaketConfig) -> list[Any]:
@@ -183,7 +170,7 @@ def prepare_specimen(config: FaketConfig, index: int) -> dict[str, float]:
             settings = MicroscopeSettings(**{"slab_nm": slab, **config.reference.microscope})
             result = simulate_tilt_series(volume, angles, v, settings, seed=seed + 1)
             write_mrc(result.counts, folder / "reference.mrc", voxel_size_a=v)
-    _write_json(
+    write_json(
         {
             "resume_key": key,
             "seed": seed,
@@ -380,7 +367,7 @@ def make_tomogram(config: FaketConfig, index: int) -> dict[str, float]:
                 thickness=thickness,
             )
             write_mrc(tomogram, folder / f"tomogram_{name}.mrc", voxel_size_a=size)
-    phase1 = _read_json(folder / "specimen.json") or {}
+    phase1 = read_json_object(folder / "specimen.json") or {}
     timings = {**phase1.get("timings_s", {}), **timer.seconds}
     write_provenance(
         folder / "provenance.json",
