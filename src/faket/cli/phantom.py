@@ -9,15 +9,6 @@ import click
 
 from faket.cli._common import progress_bar
 
-OUTPUT_FILES = (
-    "grandmodel.mrc",
-    "class_mask.mrc",
-    "occupancy_mask.mrc",
-    "particle_locations.txt",
-    "particles.star",
-    "classes.json",
-)
-
 
 def _builtin(value: str) -> tuple[str, int, float | None]:
     """Parse ``type:count`` or ``type:count:diameter_nm``."""
@@ -129,9 +120,8 @@ def phantom(
           --fiducials 10 --seed 1 -o model_0/
     """
     from faket.errors import FaketInputError
-    from faket.io import write_mrc, write_particle_locations
-    from faket.io.particles_star import write_classes_json, write_particles_star
     from faket.io.provenance import write_provenance
+    from faket.io.specimen_files import write_specimen
     from faket.phantom import ParticleClass, build_specimen, builtin_particle, load_structure
 
     if not voxel_size > 0:
@@ -177,16 +167,7 @@ def phantom(
             seed=seed,
             progress=bar.update,  # type: ignore[attr-defined]
         )
-    output.mkdir(parents=True, exist_ok=True)
-    write_mrc(specimen.grandmodel, output / "grandmodel.mrc", voxel_size_a=voxel_size)
-    write_mrc(specimen.class_mask, output / "class_mask.mrc", voxel_size_a=voxel_size)
-    write_mrc(specimen.occupancy_mask, output / "occupancy_mask.mrc", voxel_size_a=voxel_size)
-    write_particle_locations(specimen.particles, output / "particle_locations.txt")
-    ids = {str(c["name"]): int(c["id"]) for c in specimen.classes}  # type: ignore[call-overload]
-    write_particles_star(
-        specimen.particles, ids, output / "particles.star", pixel_size_a=voxel_size
-    )
-    write_classes_json(specimen.classes, output / "classes.json")
+    write_specimen(specimen, output)
     write_provenance(
         output / "provenance.json",
         {

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from faket.config import FaketConfig
+from faket.io.specimen_files import SPECIMEN_FILES
 
 MODALITY_FILES = ("baseline", "noisy", "content", "faket")
 """The modalities made from the noiseless projections, in the order they are made."""
@@ -32,14 +33,7 @@ MODALITY_FILES = ("baseline", "noisy", "content", "faket")
 RECONSTRUCTED = ("noiseless", "baseline", "noisy", "faket", "reference")
 """The tilt-series reconstructed into ``tomogram_<name>.mrc``."""
 
-LABEL_FILES = (
-    "grandmodel.mrc",
-    "class_mask.mrc",
-    "occupancy_mask.mrc",
-    "particle_locations.txt",
-    "particles.star",
-    "classes.json",
-)
+LABEL_FILES = SPECIMEN_FILES
 """The phantom stage's files in each tomogram folder."""
 
 

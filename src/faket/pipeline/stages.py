@@ -36,12 +36,9 @@ from faket.io import (
     read_mrc,
     read_noise_stats,
     read_tilt_angles,
-    write_classes_json,
     write_json,
     write_mrc,
     write_noise_stats,
-    write_particle_locations,
-    write_particles_star,
     write_tilt_angles,
 )
 from faket.io.provenance import write_provenance
@@ -124,6 +121,7 @@ def prepare_specimen(config: FaketConfig, index: int) -> dict[str, float]:
     Skipped when its ``specimen.json`` holds the current resume key. Returns the
     seconds per stage (empty when skipped).
     """
+    from faket.io.specimen_files import write_specimen
     from faket.microscope import MicroscopeSettings, simulate_tilt_series
     from faket.phantom import build_specimen
     from faket.projection import project_tilt_series
@@ -152,13 +150,7 @@ def prepare_specimen(config: FaketConfig, index: int) -> dict[str, float]:
             seed=seed,
         )
         v = p.voxel_size_a
-        write_mrc(specimen.grandmodel, folder / "grandmodel.mrc", voxel_size_a=v)
-        write_mrc(specimen.class_mask, folder / "class_mask.mrc", voxel_size_a=v)
-        write_mrc(specimen.occupancy_mask, folder / "occupancy_mask.mrc", voxel_size_a=v)
-        write_particle_locations(specimen.particles, folder / "particle_locations.txt")
-        ids = {str(c["name"]): int(c["id"]) for c in specimen.classes}  # type: ignore[call-overload]
-        write_particles_star(specimen.particles, ids, folder / "particles.star", pixel_size_a=v)
-        write_classes_json(specimen.classes, folder / "classes.json")
+        write_specimen(specimen, folder)
     volume = torch.from_numpy(specimen.grandmodel).to(device)
     with timer("project"):
         noiseless = project_tilt_series(volume, angles)
