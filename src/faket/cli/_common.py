@@ -18,6 +18,14 @@ DEVICE_OPTION = click.option(
     help="Compute device: auto (CUDA when present, else CPU), cpu, cuda or cuda:N.",
 )
 
+CHUNK_OPTION = click.option(
+    "--chunk-mib",
+    type=click.IntRange(min=1),
+    default=256,
+    show_default=True,
+    help="Working memory per chunk of Y-slices, in MiB.",
+)
+
 
 def resolve_device(name: str) -> torch.device:
     """Return the torch device for a ``--device`` value; a clear error when it is absent."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import CHUNK_OPTION, DEVICE_OPTION, progress_bar, resolve_device
 
 
 @click.command()
@@ -31,13 +31,7 @@ from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output tilt-series MRC (tilt, y, x), float32, the volume's pixel size in Angstrom.",
 )
-@click.option(
-    "--chunk-mib",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Working memory per chunk of Y-slices, in MiB.",
-)
+@CHUNK_OPTION
 @DEVICE_OPTION
 def project(
     volume: Path, angles_path: Path, width: int | None, output: Path, chunk_mib: int, device: str

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import CHUNK_OPTION, DEVICE_OPTION, progress_bar, resolve_device
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _FILTERS = ("ramp", "approx-shrec", "shepp-logan", "cosine", "hamming", "hann", "none")
@@ -118,13 +118,7 @@ _FILTERS = ("ramp", "approx-shrec", "shepp-logan", "cosine", "hamming", "hann", 
     help="Output tomogram MRC (z, y, x), float32, voxel size in Angstrom; a provenance "
     "JSON is written next to it.",
 )
-@click.option(
-    "--chunk-mib",
-    type=click.IntRange(min=1),
-    default=256,
-    show_default=True,
-    help="Working memory per chunk of Y-slices, in MiB.",
-)
+@CHUNK_OPTION
 @DEVICE_OPTION
 def reconstruct(
     tilts: Path,
