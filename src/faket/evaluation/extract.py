@@ -147,19 +147,21 @@ def extract_particles(
         mask = array == label
         if not mask.any():
             continue
+        points = np.argwhere(mask) if method == "meanshift" or snap else None
         if method == "meanshift":
-            assert bandwidth_vox is not None
-            clusters = _clusters_meanshift(np.argwhere(mask), bandwidth_vox)
+            assert bandwidth_vox is not None and points is not None
+            clusters = _clusters_meanshift(points, bandwidth_vox)
         else:
             clusters = _clusters_components(mask)
         smallest = 1 if min_voxels is None else int(min_voxels.get(label, 1))
+        clusters = [(c, s) for c, s in clusters if s >= smallest]
         if snap:
-            voxels = np.argwhere(mask)
+            assert points is not None
             clusters = [
-                (voxels[np.argmin(((voxels - c) ** 2).sum(axis=1))].astype(np.float64), s)
+                (points[np.argmin(((points - c) ** 2).sum(axis=1))].astype(np.float64), s)
                 for c, s in clusters
             ]
-        kept = sorted((tuple(c.tolist()), s) for c, s in clusters if s >= smallest)
+        kept = sorted((tuple(c.tolist()), s) for c, s in clusters)
         for (z, y, x), _ in kept:
             particles.append(Particle(class_names[label], float(x), float(y), float(z)))
     return particles
