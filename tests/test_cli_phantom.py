@@ -116,18 +116,55 @@ def test_phantom_writes_every_file(run_cli, tmp_path, pdb, monkeypatch):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
 
 
+def _ligand_pdb(path):
+    """A peptide atom and a CHARMM lone pair (LP1): no element columns, no element."""
+    path.write_text(
+        "ATOM      1 CA   ALA     1       0.000   0.000   0.000  1.00  0.00      PROA\n"
+        "HETATM    2 LP1  LIG     7       1.500   0.000   0.000  1.00  0.00      HETA\n"
+        "END\n"
+    )
+
+
+_FINITE = "--voxel-size: must be a finite positive number of Angstrom"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--voxel-size", 0], "--voxel-size must be positive"),
+        (["--voxel-size", 0], _FINITE),
+        (["--voxel-size", -3], _FINITE),
+        (["--voxel-size", "inf"], _FINITE),
+        (["--voxel-size", "nan"], _FINITE),
+        (["--voxel-size", 1e300], "--voxel-size: must be 0.01 to 10000 Angstrom, got 1e+300"),
+        (["--voxel-size", 1e-300], "--voxel-size: must be 0.01 to 10000 Angstrom"),
+        (["--voxel-size", "ten"], "--voxel-size"),
         (["--voxel-size", 10, "--builtin", "ring:500"], "only"),
         (["--voxel-size", 10, "--builtin", "ribosome:1"], "does not fit in the box"),
+        (["--voxel-size", 10, "--builtin", "ring:-3"], "--builtin: 'ring:-3': the count must be"),
+        (["--voxel-size", 10, "--builtin", "ring"], "--builtin: 'ring': not TYPE:COUNT"),
+        (["--voxel-size", 10, "--builtin", "ring:2.5"], "--builtin: 'ring:2.5': not TYPE:COUNT"),
+        (["--voxel-size", 10, "--builtin", "blob:3"], "--builtin: 'blob:3': unknown type 'blob'"),
+        (["--voxel-size", 10, "--builtin", "ring:3:nan"], "the diameter must be a finite positive"),
+        (["--voxel-size", 10, "--builtin", "ring:3:inf"], "the diameter must be a finite positive"),
+        (["--voxel-size", 10, "--builtin", "ring:3:0"], "the diameter must be a finite positive"),
+        (["--voxel-size", 10, "--builtin", "ring:1:1e9"], "voxels wide, more than the box"),
+        (["--voxel-size", 10, "--box", 0, 40, 40], "--box: 0 is not in the range"),
+        (["--voxel-size", 10, "--box", -5, 40, 40], "--box: -5 is not in the range"),
+        (["--voxel-size", 10, "--slab", 30], "--slab: 30 voxels is thicker than the box (20"),
+        (["--voxel-size", 10, "--slab", 0], "--slab: 0 is not in the range"),
+        (["--voxel-size", 10, "--vesicles", -1], "--vesicles: -1 is not in the range"),
+        (["--voxel-size", 10, "--seed", -1], "--seed: -1 is not in the range"),
+        (["--voxel-size", 10, "--count", 2], "give one --count per --structure"),
         (["--voxel-size", 10, "--structure", "empty.pdb", "--count", 1], "no atoms"),
+        (["--voxel-size", 10, "--structure", "missing.pdb", "--count", 1], "does not exist"),
+        (["--voxel-size", 10, "--structure", "ligand.pdb", "--count", 1], "atom LP1: no element"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, args, message):
     (tmp_path / "empty.pdb").write_text("END\n")
-    args = [str(tmp_path / a) if a == "empty.pdb" else a for a in args]
+    _ligand_pdb(tmp_path / "ligand.pdb")
+    names = ("empty.pdb", "missing.pdb", "ligand.pdb")
+    args = [str(tmp_path / a) if a in names else a for a in args]
     out = tmp_path / "out"
     code, _, err = run_cli(
         "phantom", "--box", 20, 40, 40, "-o", out, "--cache-dir", tmp_path / "c", *args
@@ -138,6 +175,31 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path, args, messa
     assert last.startswith("faket: error: ") and message in last
     assert "Traceback" not in err
     assert not out.exists()
+    assert not list(tmp_path.glob("c/**/*.npy"))
+
+
+def test_solvated_charmm_file_without_elements_runs(run_cli, tmp_path):
+    """A CHARMM file: no element columns, a TIP3 water and a free sodium, both left out."""
+    lines = [
+        "ATOM      1 N    ALA     1       0.000   0.000   0.000  1.00  0.00      PROA",
+        "ATOM      2 CA   ALA     1       1.458   0.000   0.000  1.00  0.00      PROA",
+        "ATOM      3 HG1  SER     2       2.000   1.400   0.000  1.00  0.00      PROA",
+        "ATOM      4 OG   SER     2       2.500   2.300   0.500  1.00  0.00      PROA",
+        "ATOM      5 OH2  TIP3 3001      40.000   0.000   0.000  1.00  0.00      SOLV",
+        "ATOM      6 SOD  SOD  4001     -40.000   0.000   0.000  1.00  0.00      IONS",
+    ]
+    pdb = tmp_path / "md.pdb"
+    pdb.write_text("\n".join([*lines, "END", ""]))
+    out = tmp_path / "m"
+    code, _, err = run_cli(
+        "phantom", "--structure", pdb, "--count", 2, "--box", 20, 40, 40,
+        "--voxel-size", 10, "-o", out, "--cache-dir", tmp_path / "c",
+    )  # fmt: skip
+    assert code == 0, err
+    assert len(read_particle_locations(out / "particle_locations.txt")) == 2
+    # Four protein atoms at 10 A voxels: a 5-voxel map, not one spanning the 80 A solvent.
+    (cached,) = (tmp_path / "c" / "structures").glob("*.npy")
+    assert np.load(cached).shape == (5, 5, 5)
 
 
 def test_help_states_the_units(run_cli):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,9 +10,18 @@ import click
 
 from faket.cli._common import progress_bar
 
+_VOXEL_SIZE_RANGE_A = (0.01, 1.0e4)  # finer than any atom; coarser than any tomogram
 
-def _builtin(value: str) -> tuple[str, int, float | None]:
-    """Parse ``type:count`` or ``type:count:diameter_nm``."""
+
+def _builtin(
+    value: str, box: tuple[int, int, int], voxel_size_a: float
+) -> tuple[str, int, float | None]:
+    """Parse ``type:count`` or ``type:count:diameter_nm``; one-line errors name the value."""
+    from faket.phantom import BUILTIN_PARTICLES
+
+    def bad(problem: str) -> click.BadParameter:
+        return click.BadParameter(f"{value!r}: {problem}", param_hint="--builtin")
+
     parts = value.split(":")
     try:
         if len(parts) not in (2, 3):
@@ -19,10 +29,32 @@ def _builtin(value: str) -> tuple[str, int, float | None]:
         count = int(parts[1])
         diameter = float(parts[2]) if len(parts) == 3 else None
     except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not TYPE:COUNT or TYPE:COUNT:DIAMETER_NM", param_hint="--builtin"
-        ) from None
+        raise bad("not TYPE:COUNT or TYPE:COUNT:DIAMETER_NM") from None
+    if parts[0] not in BUILTIN_PARTICLES:
+        raise bad(f"unknown type {parts[0]!r}; choose one of {', '.join(BUILTIN_PARTICLES)}")
+    if count < 0:
+        raise bad(f"the count must be 0 or more, got {count}")
+    if diameter is not None and not (math.isfinite(diameter) and diameter > 0):
+        raise bad(f"the diameter must be a finite positive number of nm, got {diameter}")
+    size_nm = BUILTIN_PARTICLES[parts[0]][0] if diameter is None else diameter
+    width = 10.0 * size_nm / voxel_size_a
+    if width > max(box):  # refused before its map is drawn
+        raise bad(f"a {size_nm:g} nm particle is {width:.4g} voxels wide, more than the box {box}")
     return parts[0], count, diameter
+
+
+def _check_voxel_size(voxel_size: float) -> None:
+    """Refuse a ``--voxel-size`` that is not a finite positive number in a sane range."""
+    low, high = _VOXEL_SIZE_RANGE_A
+    if not (math.isfinite(voxel_size) and voxel_size > 0):
+        raise click.BadParameter(
+            f"must be a finite positive number of Angstrom, got {voxel_size}",
+            param_hint="--voxel-size",
+        )
+    if not low <= voxel_size <= high:
+        raise click.BadParameter(
+            f"must be {low:g} to {high:g} Angstrom, got {voxel_size:g}", param_hint="--voxel-size"
+        )
 
 
 @click.command()
@@ -30,8 +62,9 @@ def _builtin(value: str) -> tuple[str, int, float | None]:
     "--structure",
     "structures",
     multiple=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Atomic model (PDB/mmCIF) or density map (MRC, with voxel size); repeatable.",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Atomic model (PDB/mmCIF, optionally .gz/.bz2/.xz; water and free solvent ions "
+    "are removed) or density map (MRC, with voxel size); repeatable.",
 )
 @click.option(
     "--count",
@@ -58,7 +91,7 @@ def _builtin(value: str) -> tuple[str, int, float | None]:
     "--voxel-size",
     type=float,
     required=True,
-    help="Voxel size in Angstrom.",
+    help="Voxel size in Angstrom (0.01 to 10000).",
 )
 @click.option(
     "--slab",
@@ -80,7 +113,9 @@ def _builtin(value: str) -> tuple[str, int, float | None]:
     show_default=True,
     help="Number of gold fiducials (5-10 nm).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
+)
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -124,12 +159,16 @@ def phantom(
     from faket.io.specimen_files import write_specimen
     from faket.phantom import ParticleClass, build_specimen, builtin_particle, load_structure
 
-    if not voxel_size > 0:
-        raise FaketInputError(f"--voxel-size must be positive, got {voxel_size} Angstrom")
+    _check_voxel_size(voxel_size)
     if len(counts) != len(structures):
         raise FaketInputError(
             f"give one --count per --structure ({len(structures)} structures, {len(counts)} counts)"
         )
+    if slab is not None and slab > box[0]:
+        raise click.BadParameter(
+            f"{slab} voxels is thicker than the box ({box[0]} voxels in Z)", param_hint="--slab"
+        )
+    parsed = [_builtin(value, box, voxel_size) for value in builtins]
     start = time.perf_counter()
     classes: list[ParticleClass] = []
     names: set[str] = set()
@@ -145,16 +184,12 @@ def phantom(
         density = load_structure(path, voxel_size, cache=cache_dir)
         name = unique(path.name.split(".")[0].replace(" ", "_") or "structure")
         classes.append(ParticleClass(name, density, count, str(path)))
-    for value in builtins:
-        kind, count, diameter = _builtin(value)
+    for kind, count, diameter in parsed:
         try:
             density = builtin_particle(kind, voxel_size, diameter_nm=diameter)
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--builtin") from err
         classes.append(ParticleClass(unique(kind), density, count, f"builtin:{kind}"))
-    nz = box[0]
-    if slab is not None and slab > nz:
-        raise FaketInputError(f"--slab {slab} is thicker than the box ({nz} voxels)")
     total = sum(c.count for c in classes) + vesicles + fiducials
     with progress_bar(total, "place", "particle") as bar:
         specimen = build_specimen(

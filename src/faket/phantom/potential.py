@@ -57,6 +57,8 @@ def scattering_coefficients(element: str) -> tuple[np.ndarray, np.ndarray]:
     found = gemmi.Element(element)
     if found.atomic_number == 0:
         raise ValueError(f"unknown element {element!r}")
+    if found.c4322 is None:
+        raise ValueError(f"element {element!r} has no electron scattering factors")
     coefs = np.asarray(found.c4322.get_coefs(), dtype=np.float64)
     return coefs[:5], coefs[5:]
 

@@ -2,26 +2,72 @@
 
 A structure's map is computed once per file content and voxel size and kept in the
 cache folder ``$FAKET_CACHE_DIR`` (default ``~/.cache/faket``) as
-``structures/<sha256 of the file, 16 hex>_<voxel size>A_b<extra B>_v1.npy`` (a float32
+``structures/<sha256 of the file, 16 hex>_<voxel size>A_b<extra B>_v2.npy`` (a float32
 ``(n, n, n)`` array in V); a changed file gets a new hash, so the cache never goes stale.
+
+Atomic models
+-------------
+Only the first model is read; alternate locations are all kept, weighted by their
+occupancies. Files may be compressed (``.gz``, ``.bz2``, ``.xz``).
+
+* Elements: an atom's element column (PDB columns 77-78, mmCIF
+  ``_atom_site.type_symbol``) is used when it names an element. Where it is empty or
+  missing (molecular-dynamics files), the element comes from the residue and atom
+  names (`faket.phantom._elements.infer_element`: amino acids and their MD variants,
+  nucleotides, the ions of CHARMM, AMBER, GROMACS and the PDB, and ligand atoms whose
+  name settles it, as ``C12``, ``HO2'``, ``CL1``, ``FE``), never from the name alone as
+  gemmi would (``CA`` calcium, ``HG`` mercury). An atom whose element is still unknown,
+  or has no electron scattering factors, is refused with its residue and name.
+* What is removed: water is always removed, under any common residue name (HOH,
+  WAT, SOL, TIP3, SPC, T3P, DOD ...; `_elements.WATER_RESIDUES`). Free ions, residues
+  made of ion atoms only (Na, K, Cl, Mg, Ca, Zn ...; SOD, POT, CLA, NA+, Cl- ...),
+  are removed as part of the solvent unless they lie within 3.5 A of an atom of the
+  rest of the structure, as a zinc in a zinc finger or a calcium in calmodulin does
+  (metal-ligand bonds are 1.9-2.8 A); a file of nothing but ions keeps them all.
+  Everything else is kept (ligands, lipids, cofactors).
+* Occupancies and B-factors: an occupancy that is not a finite number is taken as 1,
+  and so is every occupancy when all of them are 0 (writers that leave the column
+  blank); a B-factor that is not a finite number is taken as 0 A^2.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from faket.errors import FaketInputError
 from faket.io import atomic_write, read_mrc
+from faket.phantom._elements import (
+    ION_ELEMENTS,
+    element_symbol,
+    has_scattering_factors,
+    infer_element,
+    is_water,
+)
 from faket.phantom.potential import atoms_potential
 
-_CACHE_VERSION = 1
+if TYPE_CHECKING:
+    import gemmi
+
+_CACHE_VERSION = 2  # 2: elements from names, MD water and free ions removed
 _MAP_SUFFIXES = (".mrc", ".map", ".mrcs", ".rec", ".mrc.gz", ".map.gz")
+_DECOMPRESS: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.decompress,
+    ".bz2": bz2.decompress,
+    ".xz": lzma.decompress,
+}
+ION_CONTACT_A = 3.5
+"""A free ion closer than this (A) to another atom of the structure is kept as bound."""
 
 
 def cache_dir() -> Path:
@@ -38,12 +84,16 @@ def is_density_map(path: str | os.PathLike[str]) -> bool:
 def read_atoms(
     path: str | os.PathLike[str],
 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """Read the first model of a PDB or mmCIF file (waters removed) with gemmi.
+    """Read the first model of a PDB or mmCIF file, without its solvent, with gemmi.
+
+    Elements come from the element columns where the file has them, else from the
+    residue and atom names (see the module's docstring); water is removed, and so are
+    free ions that touch nothing else.
 
     Parameters
     ----------
     path : str or PathLike
-        A PDB or mmCIF file (optionally gzipped).
+        A PDB or mmCIF file, optionally compressed (``.gz``, ``.bz2``, ``.xz``).
 
     Returns
     -------
@@ -59,38 +109,183 @@ def read_atoms(
     Raises
     ------
     FaketInputError
-        If the file is missing, cannot be read, or has no atoms of known elements.
+        Naming the file, if it is missing, cannot be read, has no atoms besides solvent,
+        or has an atom whose element is unknown or has no scattering factors.
     """
-    import gemmi
-
     file = Path(path)
     if not file.is_file():
         raise FaketInputError("no such file", file)
+    text, suffix = _read_text(file)
+    is_cif = suffix in (".cif", ".mmcif") or (
+        suffix not in (".pdb", ".ent") and text.lstrip().startswith("data_")
+    )
+    structure = _cif_structure(text, file) if is_cif else _pdb_structure(text, file)
+    if len(structure) == 0 or not structure[0].count_atom_sites():
+        raise FaketInputError("the structure has no atoms besides water", file)
+    positions, elements, b_factors, occupancies, free = _atom_table(structure[0], file)
+    keep = _bound_or_not_ions(positions, free)
+    b_factors, occupancies = _filled(b_factors[keep], occupancies[keep])
+    return (
+        positions[keep],
+        [e for e, k in zip(elements, keep, strict=True) if k],
+        b_factors,
+        occupancies,
+    )
+
+
+def _filled(b_factors_a2: np.ndarray, occupancies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return B-factors and occupancies with the values a writer left out filled in."""
+    b_factors = np.where(np.isfinite(b_factors_a2), b_factors_a2, 0.0)
+    occ = np.where(np.isfinite(occupancies), occupancies, 1.0)
+    return b_factors, occ if occ.any() else np.ones_like(occ)
+
+
+def _read_text(file: Path) -> tuple[str, str]:
+    """Return a file's text, decompressed, and its suffix without the compression's."""
+    data, name = file.read_bytes(), file.name.lower()
+    for suffix, decompress in _DECOMPRESS.items():
+        if name.endswith(suffix):
+            try:
+                data = decompress(data)
+            except (OSError, EOFError, ValueError, lzma.LZMAError) as err:
+                raise FaketInputError(f"not a readable {suffix[1:]} file ({err})", file) from err
+            name = name[: -len(suffix)]
+            break
+    return data.decode("utf-8", errors="replace"), Path(name).suffix
+
+
+def _pdb_structure(text: str, file: Path) -> gemmi.Structure:
+    """Parse a PDB file's first model, its water removed and every element column filled."""
+    import gemmi
+
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("ENDMDL"):
+            break
+        if line.startswith(("ANISOU", "SIGATM", "SIGUIJ")):
+            continue  # unused, and they would follow removed atoms
+        if line.startswith(("ATOM", "HETATM")):
+            padded = line.ljust(80)
+            residue, name = padded[17:21].strip(), padded[12:16].strip()
+            if is_water(residue):
+                continue
+            element = element_symbol(padded[76:78]) or infer_element(residue, name)
+            if element is None:
+                where = f"residue {residue} {padded[22:27].strip()}, atom {name}"
+                raise FaketInputError(
+                    f"{where}: no element in columns 77-78 and its name does not tell it; "
+                    "write the element symbols there",
+                    file,
+                )
+            line = padded[:76] + element.upper().rjust(2) + padded[78:]
+        lines.append(line)
     try:
-        structure = gemmi.read_structure(str(file))
-    except (RuntimeError, ValueError, OSError) as err:
-        raise FaketInputError(f"not a readable PDB/mmCIF file ({err})", file) from err
-    if len(structure) == 0:
-        raise FaketInputError("the structure has no atoms", file)
-    structure.remove_waters()
-    positions, elements, b_factors, occupancies = [], [], [], []
-    for chain in structure[0]:
+        return gemmi.read_pdb_string("\n".join(lines) + "\n")
+    except (RuntimeError, ValueError) as err:
+        raise FaketInputError(f"not a readable PDB file ({err})", file) from err
+
+
+def _cif_structure(text: str, file: Path) -> gemmi.Structure:
+    """Parse an mmCIF file, its water removed and every ``type_symbol`` filled."""
+    import gemmi
+
+    try:
+        block = gemmi.cif.read_string(text)[0]
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise FaketInputError(f"not a readable mmCIF file ({err})", file) from err
+    elements = _cif_elements(block, file)
+    table = block.find_mmcif_category("_atom_site.")
+    table.ensure_loop()
+    if not block.find_values("_atom_site.type_symbol"):
+        table.loop.add_columns(["_atom_site.type_symbol"], "?")
+    column = block.find_values("_atom_site.type_symbol")
+    for index, element in enumerate(elements):
+        column[index] = element or "?"
+    for index in reversed(range(len(elements))):
+        if not elements[index]:
+            table.remove_row(index)
+    try:
+        return gemmi.make_structure_from_block(block)
+    except (RuntimeError, ValueError, IndexError) as err:
+        raise FaketInputError(f"not a readable mmCIF file ({err})", file) from err
+
+
+def _cif_elements(block: gemmi.cif.Block, file: Path) -> list[str]:
+    """Return the element of each ``_atom_site`` row, ``""`` for water."""
+    residues = _cif_values(block, "label_comp_id", "auth_comp_id")
+    names = _cif_values(block, "label_atom_id", "auth_atom_id")
+    numbers = _cif_values(block, "auth_seq_id", "label_seq_id") or ["?"] * len(names)
+    given = _cif_values(block, "type_symbol") or [""] * len(names)
+    if not residues or len(residues) != len(names):
+        raise FaketInputError("no _atom_site loop with residue and atom names", file)
+    elements = []
+    for residue, name, number, symbol in zip(residues, names, numbers, given, strict=True):
+        if is_water(residue):
+            elements.append("")
+            continue
+        element = element_symbol(symbol) or infer_element(residue, name)
+        if element is None:
+            raise FaketInputError(
+                f"residue {residue} {number}, atom {name}: no _atom_site.type_symbol and its "
+                "name does not tell the element; give the element symbols",
+                file,
+            )
+        elements.append(element)
+    return elements
+
+
+def _cif_values(block: gemmi.cif.Block, *tags: str) -> list[str]:
+    """Return the first of the ``_atom_site`` columns ``tags`` that the block has, unquoted."""
+    import gemmi
+
+    for tag in tags:
+        values = block.find_values(f"_atom_site.{tag}")
+        if values:
+            return [gemmi.cif.as_string(v) for v in values]
+    return []
+
+
+def _atom_table(
+    model: gemmi.Model, file: Path
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Return positions (z, y, x), elements, B, occupancies and which atoms are free ions."""
+    positions, elements, b_factors, occupancies, free = [], [], [], [], []
+    for chain in model:
         for residue in chain:
+            ions = all(atom.element.name in ION_ELEMENTS for atom in residue)
             for atom in residue:
-                if atom.element.atomic_number == 0:
-                    continue
-                positions.append((atom.pos.z, atom.pos.y, atom.pos.x))
+                xyz = (atom.pos.z, atom.pos.y, atom.pos.x)
+                where = f"residue {residue.name} {residue.seqid.num}, atom {atom.name}"
+                if not has_scattering_factors(atom.element.name):
+                    problem = f"element {atom.element.name} has no electron scattering factors"
+                    raise FaketInputError(f"{where}: {problem}", file)
+                if not all(math.isfinite(v) for v in xyz):
+                    raise FaketInputError(f"{where}: the coordinates are not numbers", file)
+                positions.append(xyz)
                 elements.append(atom.element.name)
                 b_factors.append(atom.b_iso)
                 occupancies.append(atom.occ)
-    if not positions:
-        raise FaketInputError("the structure has no atoms", file)
+                free.append(ions)
     return (
-        np.asarray(positions, dtype=np.float64),
+        np.asarray(positions, dtype=np.float64).reshape(-1, 3),
         elements,
         np.asarray(b_factors, dtype=np.float64),
         np.asarray(occupancies, dtype=np.float64),
+        np.asarray(free, dtype=bool),
     )
+
+
+def _bound_or_not_ions(positions_zyx_a: np.ndarray, free: np.ndarray) -> np.ndarray:
+    """Return which atoms to keep: all but the free ions farther than 3.5 A from the rest."""
+    from scipy.spatial import cKDTree
+
+    if free.all() or not free.any():
+        return np.ones(len(free), dtype=bool)
+    tree = cKDTree(positions_zyx_a[~free])
+    distance, _ = tree.query(positions_zyx_a[free], distance_upper_bound=ION_CONTACT_A)
+    keep = ~free
+    keep[free] = np.isfinite(distance)
+    return keep
 
 
 def resample_map(density: np.ndarray, from_voxel_a: float, to_voxel_a: float) -> np.ndarray:
@@ -148,8 +343,8 @@ def load_structure(
     Parameters
     ----------
     path : str or PathLike
-        A ``.pdb``/``.cif``/``.ent`` (optionally ``.gz``) atomic model, or an MRC map
-        (``.mrc``, ``.map``) with its voxel size in the header.
+        A ``.pdb``/``.cif``/``.ent`` atomic model (optionally ``.gz``, ``.bz2``,
+        ``.xz``), or an MRC map (``.mrc``, ``.map``) with its voxel size in the header.
     voxel_size_a : float
         Voxel size in A.
     extra_b_a2 : float
