@@ -135,21 +135,16 @@ def test_modalities_table():
     assert (MODALITIES["baseline"].order, MODALITIES["baseline"].sigma_scale) == (0, 1.0)
 
 
-def test_constant_tilt_gives_noise_not_nan():
+def test_constant_tilt_is_refused_naming_the_tilts():
     noiseless = smooth_field(N_TILTS, N, seed=15).float()
     noiseless[0] = 0.0
     noiseless[4] = 0.1  # a float32 std of this may be a tiny non-zero rounding residue
     stats = target_stats()
-    out = apply_noise(noiseless, stats, seed=16)
-    assert bool(torch.isfinite(out).all())
-    std = out.double().std((-2, -1), correction=0)
-    torch.testing.assert_close(std, stats.std, rtol=1e-5, atol=0)
-    # The constant tilts are pure noise: uncorrelated with the other tilts' signal.
-    assert abs(pearson(out[4:], noiseless[3:4]).item()) < 5 / N
-    # With no noise either, the tilt is the constant target mean.
-    silent = TiltStats(r=stats.r, sigma=torch.zeros(N_TILTS), mean=stats.mean, std=stats.std)
-    out = apply_noise(noiseless, silent, seed=16)
-    assert bool((out[0] == stats.mean[0].float()).all())
+    with pytest.raises(FaketInputError, match=r"^noiseless tilts 0, 4 are constant images"):
+        apply_noise(noiseless, stats, seed=16)
+    with pytest.raises(FaketInputError, match=r"^clean\.mrc: tilts 0, 4 are constant") as info:
+        make_modality(noiseless, measured_stats(0), "noisy", seed=16, name="clean.mrc")
+    assert info.value.path == "clean.mrc"
 
 
 def test_generate_errors():

@@ -17,18 +17,20 @@ FIELDS = ("r", "sigma", "mean", "std")
 def example_stats() -> list[TiltStats]:
     g = torch.Generator().manual_seed(0)
 
-    def curve(n: int) -> torch.Tensor:
-        # Random float64 values with all their bits set, and some extreme magnitudes.
-        return torch.rand(n, generator=g, dtype=torch.float64) * 10 ** torch.arange(n) / 3
+    def curve(n: int, field: str) -> torch.Tensor:
+        # Random float64 values with all their bits set, and some extreme magnitudes
+        # (small ones for r, a correlation in [-1, 1]).
+        powers = torch.arange(n, dtype=torch.float64) * (-1 if field == "r" else 1)
+        return torch.rand(n, generator=g, dtype=torch.float64) * 10**powers / 3
 
     return [
         TiltStats(
-            *(curve(7) for _ in FIELDS),
+            *(curve(7, f) for f in FIELDS),
             tilt_angles_deg=torch.linspace(-60, 60, 7, dtype=torch.float64) + 1e-9,
             method="paired",
             source="tomo_01.mrc",
         ),
-        TiltStats(*(curve(7) for _ in FIELDS), method="unlabelled", source='odd "name" é'),
+        TiltStats(*(curve(7, f) for f in FIELDS), method="unlabelled", source='odd "name" é'),
     ]
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, GreedyOptionsCommand, resolve_device
+from faket.cli._common import (
+    DEVICE_OPTION,
+    GreedyOptionsCommand,
+    check_outputs,
+    resolve_device,
+    same_file,
+)
 
 
 @click.group()
@@ -58,6 +64,22 @@ def score(
       faket evaluate score --truth model_9/ --predicted picks.txt -o score.json \\
           --exclude 4V94 --exclude vesicle --modality faket --seed 1
     """
+    stem = output.with_suffix("")
+    outputs = {"-o/--output": output, "its confusion CSV": Path(f"{stem}_confusion.csv")}
+    if not no_plots:
+        outputs["its confusion figure"] = Path(f"{stem}_confusion.png")
+        outputs["its F1 figure"] = Path(f"{stem}_f1.png")
+    check_outputs(
+        outputs,
+        {
+            "--predicted": predicted,
+            "--truth": [
+                truth / name
+                for name in ("particle_locations.txt", "occupancy_mask.mrc", "classes.json")
+            ],
+        },
+        create_folders=True,
+    )
     from faket.evaluation import score_picks
     from faket.evaluation.files import (
         read_predictions,
@@ -74,7 +96,6 @@ def score(
     record = {"modality": modality, "seed": seed, "truth": str(truth), "predicted": str(predicted)}
     record.update(result.to_dict())
     output.parent.mkdir(parents=True, exist_ok=True)
-    stem = output.with_suffix("")
     write_confusion_csv(result.labels, result.confusion, f"{stem}_confusion.csv")
     real = {n: s["f1"] for n, s in result.per_class.items() if s["support"] > 0}
     if not no_plots:
@@ -119,7 +140,14 @@ def score(
     show_default=True,
     help="Mean-shift clustering or connected components, per class.",
 )
-@click.option("--bandwidth", type=float, default=None, help="Mean-shift bandwidth in voxels.")
+@click.option(
+    "--bandwidth",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Mean-shift bandwidth in voxels, about a particle's radius [default: each class's "
+    "radius, diameter_a / 2 / voxel size, from --classes; needed when a class has no "
+    "diameter].",
+)
 @click.option(
     "--min-fraction",
     type=click.FloatRange(0, 1),
@@ -151,41 +179,49 @@ def extract(
     exclude: tuple[str, ...],
     output: Path,
 ) -> None:
-    """Extract particles from a label map (MRC, label = class id, 0 = background).
+    """Extract particles from a label map (3-D MRC, label = class id, 0 = background).
 
-    A 4-D MRC is read as per-class score maps (label, z, y, x), labelled by arg-max.
-    Clusters smaller than --min-fraction of the sphere of the class's diameter are
-    dropped.
+    Each class is clustered on its own, by mean-shift (bandwidth: --bandwidth, else the
+    class's radius) or connected components. Clusters smaller than --min-fraction of the
+    sphere of the class's diameter are dropped.
 
     \b
     Example:
       faket evaluate extract seg.mrc --classes model_9/classes.json \\
           --method meanshift --bandwidth 4 -o picks.txt
     """
+    check_outputs(
+        {"-o/--output": output},
+        {"SEGMENTATION": segmentation, "--classes": classes_path},
+        create_folders=True,
+    )
+
     import numpy as np
 
     from faket.errors import FaketInputError
-    from faket.evaluation import extract_particles, labels_from_scores, min_cluster_voxels
+    from faket.evaluation import extract_particles, min_cluster_voxels
     from faket.io import read_classes_json, read_mrc, write_particle_locations
 
-    if method == "meanshift" and not (bandwidth and bandwidth > 0):
-        raise click.BadParameter("mean-shift needs a positive bandwidth", param_hint="--bandwidth")
-    volume = read_mrc(segmentation)
-    data = volume.data
-    if data.ndim == 4:
-        labels = labels_from_scores(data)
-    elif data.ndim == 3:
-        labels = np.rint(data).astype(np.int64)
-    else:
-        raise FaketInputError(f"expected a 3-D label map, got shape {data.shape}", segmentation)
+    volume = read_mrc(segmentation, ndim=3)
+    labels = np.rint(volume.data).astype(np.int64)
     size = voxel_size if voxel_size is not None else volume.voxel_size_a
     if size is None or not size > 0:
         raise FaketInputError("no voxel size in the header; pass --voxel-size", segmentation)
     table = [c for c in read_classes_json(classes_path) if c["name"] not in exclude]
     names = {c["id"]: c["name"] for c in table}
     minimum = {c["id"]: min_cluster_voxels(c["diameter_a"], size, min_fraction) for c in table}
+    bandwidths: float | dict[int, float] | None = bandwidth
+    if method == "meanshift" and bandwidth is None:
+        unknown = [c["name"] for c in table if not c["diameter_a"] > 0]
+        if unknown:
+            raise click.BadParameter(
+                f"mean-shift needs a bandwidth, and class {unknown[0]!r} has no diameter in "
+                f"{classes_path} to take its radius from; give --bandwidth",
+                param_hint="--bandwidth",
+            )
+        bandwidths = {c["id"]: max(1.0, c["diameter_a"] / 2 / size) for c in table}
     particles = extract_particles(
-        labels, names, method=method, bandwidth_vox=bandwidth, min_voxels=minimum
+        labels, names, method=method, bandwidth_vox=bandwidths, min_voxels=minimum
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     write_particle_locations(particles, output)
@@ -219,6 +255,14 @@ def compare(scores: tuple[Path, ...], output: Path, bootstrap_seed: int, resampl
     Example:
       faket evaluate compare runs/*/score.json -o compare/
     """
+    check_outputs(
+        {
+            f"-o/--output's {name}": output / name
+            for name in ("compare.md", "compare.csv", "compare_metrics.png", "compare_classes.png")
+        },
+        {"SCORES": scores},
+        create_folders=True,
+    )
     from faket.evaluation import summarise_runs
     from faket.evaluation.files import read_run_scores
     from faket.evaluation.plots import plot_compare_metrics
@@ -365,6 +409,12 @@ def study(
         with_overrides,
     )
 
+    if same_file(output, dataset):
+        from faket.errors import FaketInputError
+
+        raise FaketInputError(
+            "-o/--output is the DATASET folder; write the study to a folder of its own", output
+        )
     keep_freed_memory_for_reuse()
     torch_device = resolve_device(device)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import DEVICE_OPTION, check_outputs, progress_bar, resolve_device
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -176,12 +176,27 @@ def microscope(
     """
     import warnings
 
+    from faket.io.provenance import provenance_path, write_provenance
+    from faket.io.tilt_metadata import tilt_metadata_path, write_tilt_metadata
+
+    noiseless = noiseless_path(output)
+    sidecar = tilt_metadata_path(output)
+    angles_out = output.with_name(sidecar.name[: -len(".tilts.json")] + ".tlt")
+    check_outputs(
+        {
+            "-o/--output": output,
+            "the noiseless tilt-series of -o/--output": noiseless,
+            "the tilt metadata of -o/--output": sidecar,
+            "the tilt angles of -o/--output": angles_out,
+            "the provenance JSON of -o/--output": provenance_path(output),
+        },
+        {"GRANDMODEL": grandmodel, "--angles": angles_path},
+    )
+
     import torch
 
     from faket.errors import FaketInputError
     from faket.io import read_mrc, read_tilt_angles, write_mrc, write_tilt_angles
-    from faket.io.provenance import provenance_path, write_provenance
-    from faket.io.tilt_metadata import tilt_metadata_path, write_tilt_metadata
     from faket.microscope import MicroscopeSettings, MicroscopeWarning, simulate_tilt_series
     from faket.microscope.schemes import tilt_range as make_tilt_range
 
@@ -208,9 +223,7 @@ def microscope(
         if isinstance(err, FaketInputError):
             raise
         raise click.UsageError(str(err)) from err
-    if not output.parent.is_dir():
-        raise FaketInputError(f"cannot write: folder {output.parent} does not exist", output)
-    volume = read_mrc(grandmodel, ndim=3)
+    volume = read_mrc(grandmodel, volume=True)
     if pixel_size_a is None:
         if volume.voxel_size_a is None:
             raise FaketInputError(
@@ -253,9 +266,6 @@ def microscope(
             )
     seconds = time.perf_counter() - start
 
-    noiseless = noiseless_path(output)
-    sidecar = tilt_metadata_path(output)
-    angles_out = output.with_name(sidecar.name[: -len(".tilts.json")] + ".tlt")
     write_mrc(result.counts, output, voxel_size_a=pixel_size_a)
     write_mrc(result.noiseless, noiseless, voxel_size_a=pixel_size_a)
     write_tilt_angles(angles, angles_out)

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, GreedyOptionsCommand, resolve_device
+from faket.cli._common import DEVICE_OPTION, GreedyOptionsCommand, check_outputs, resolve_device
 
 _MRC = click.Path(dir_okay=False, path_type=Path)
+
+
+@contextmanager
+def _named(reference: Path, noiseless: Path | None = None) -> Iterator[None]:
+    """Name the file in a library error that names none (e.g. a constant tilt)."""
+    from faket.errors import FaketInputError
+
+    try:
+        yield
+    except FaketInputError as err:
+        if err.path is not None:
+            raise
+        about_noiseless = noiseless is not None and err.problem.startswith("noiseless")
+        raise FaketInputError(err.problem, noiseless if about_noiseless else reference) from None
 
 
 class _EstimateCommand(GreedyOptionsCommand):
@@ -48,11 +64,11 @@ def noise() -> None:
 @click.option(
     "--high-freq-band",
     nargs=2,
-    type=click.FloatRange(0.0, 1.0),
+    type=click.FloatRange(0.0, 1.0, min_open=True),
     default=(0.7, 0.95),
     show_default=True,
-    help="Without --noiseless: the band of the power spectrum, in fractions of Nyquist, "
-    "where the noise is assumed white and the signal decayed.",
+    help="Without --noiseless: the band LOW HIGH of the power spectrum, in fractions of "
+    "Nyquist (0 < LOW < HIGH <= 1), where the noise is assumed white and the signal decayed.",
 )
 @click.option("-o", "--output", required=True, type=_MRC, help="Statistics JSON to write.")
 def estimate(
@@ -75,6 +91,23 @@ def estimate(
       faket noise estimate --reference R1.mrc R2.mrc --noiseless C1.mrc C2.mrc -o stats.json
       faket noise estimate --reference mine.mrc --angles mine.tlt -o stats.json
     """
+    check_outputs(
+        {"-o/--output": output},
+        {"--reference": references, "--noiseless": noiseless_paths, "--angles": angle_paths},
+    )
+    low, high = high_freq_band
+    if not low < high:
+        raise click.BadParameter(
+            f"LOW must be below HIGH, got {low:g} {high:g}", param_hint="--high-freq-band"
+        )
+    if noiseless_paths and len(noiseless_paths) != len(references):
+        raise click.UsageError(
+            f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
+            "files; give one noiseless tilt-series per reference, in the same order"
+        )
+    if len(angle_paths) not in (0, 1, len(references)):
+        raise click.UsageError("give one --angles file for all references, or one per reference")
+
     import dataclasses
 
     import torch
@@ -83,13 +116,6 @@ def estimate(
     from faket.io import check_angle_count, read_mrc, read_tilt_angles, write_noise_stats
     from faket.noise import estimate_tilt_stats, estimate_tilt_stats_unlabelled
 
-    if noiseless_paths and len(noiseless_paths) != len(references):
-        raise click.UsageError(
-            f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
-            "files; give one noiseless tilt-series per reference, in the same order"
-        )
-    if len(angle_paths) not in (0, 1, len(references)):
-        raise click.UsageError("give one --angles file for all references, or one per reference")
     measured = []
     for i, ref_path in enumerate(references):
         ref = read_mrc(ref_path, ndim=3).data
@@ -106,11 +132,22 @@ def estimate(
                     f"shape {clean.shape} differs from the reference {ref_path} {ref.shape}",
                     noiseless_paths[i],
                 )
-            stats = estimate_tilt_stats(reference, torch.from_numpy(clean), tilt_angles_deg=angles)
+            with _named(ref_path, noiseless_paths[i]):
+                stats = estimate_tilt_stats(
+                    reference, torch.from_numpy(clean), tilt_angles_deg=angles
+                )
         else:
-            stats = estimate_tilt_stats_unlabelled(
-                reference, tilt_angles_deg=angles, high_freq_band=high_freq_band
-            )
+            with _named(ref_path):
+                try:
+                    stats = estimate_tilt_stats_unlabelled(
+                        reference, tilt_angles_deg=angles, high_freq_band=high_freq_band
+                    )
+                except FaketInputError:
+                    raise
+                except ValueError as err:  # no Fourier sample in the band of a tiny image
+                    raise click.BadParameter(
+                        f"{ref_path}: {err}", param_hint="--high-freq-band"
+                    ) from err
         measured.append(dataclasses.replace(stats, source=str(ref_path)))
         click.echo(
             f"{ref_path}: {stats.n_tilts} tilts, {stats.method}, "
@@ -147,6 +184,8 @@ def apply(
     Example:
       faket noise apply noiseless.mrc --stats stats.json --modality noisy --seed 1 -o noisy.mrc
     """
+    check_outputs({"-o/--output": output}, {"NOISELESS": noiseless, "--stats": stats_path})
+
     import torch
 
     from faket.errors import FaketInputError
@@ -163,6 +202,6 @@ def apply(
                 stats_path,
             )
     tensor = torch.from_numpy(clean.data).to(resolve_device(device))
-    out = make_modality(tensor, measured, modality, seed=seed)
+    out = make_modality(tensor, measured, modality, seed=seed, name=str(noiseless))
     write_mrc(out, output, voxel_size_a=clean.voxel_size_a)
     click.echo(f"wrote {output}: {modality}, seed {seed}, {tuple(out.shape)} (tilt, y, x)")

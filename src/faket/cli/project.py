@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import CHUNK_OPTION, DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import (
+    CHUNK_OPTION,
+    DEVICE_OPTION,
+    check_outputs,
+    progress_bar,
+    resolve_device,
+)
 
 
 @click.command()
@@ -45,13 +51,15 @@ def project(
     Example:
       faket project grandmodel.mrc --angles tilts.tlt --width 512 -o noiseless.mrc
     """
+    check_outputs({"-o/--output": output}, {"VOLUME": volume, "--angles": angles_path})
+
     import torch
 
     from faket.io import read_mrc, read_tilt_angles, write_mrc
     from faket.projection import project_tilt_series
 
     angles = read_tilt_angles(angles_path)
-    vol = read_mrc(volume, ndim=3)
+    vol = read_mrc(volume, volume=True)
     target = resolve_device(device)
     tensor = torch.from_numpy(vol.data).to(target)
     try:

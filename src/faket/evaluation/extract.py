@@ -101,7 +101,7 @@ def extract_particles(
     class_names: Mapping[int, str],
     *,
     method: str = "meanshift",
-    bandwidth_vox: float | None = None,
+    bandwidth_vox: float | Mapping[int, float] | None = None,
     min_voxels: Mapping[int, int] | None = None,
     snap: bool = False,
 ) -> list[Particle]:
@@ -116,9 +116,10 @@ def extract_particles(
     method : {"meanshift", "components"}
         Mean-shift clustering of each class's voxel coordinates (scikit-learn
         ``MeanShift``, flat kernel, bin seeding) or 26-connected components.
-    bandwidth_vox : float, optional
+    bandwidth_vox : float or mapping of int to float, optional
         Mean-shift bandwidth in voxels (required for ``"meanshift"``), about a
-        particle's radius.
+        particle's radius: one for every class, or label -> bandwidth for each class
+        extracted.
     min_voxels : mapping of int to int, optional
         Label -> minimum cluster size in voxels; smaller clusters are dropped.
         Default 1 for every class (see `min_cluster_voxels`).
@@ -138,8 +139,18 @@ def extract_particles(
         raise ValueError(f"the label map must be 3-D (z, y, x), got shape {array.shape}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if method == "meanshift" and not (bandwidth_vox is not None and bandwidth_vox > 0):
-        raise ValueError("mean-shift needs a positive bandwidth in voxels")
+    bandwidths: dict[int, float] = {}
+    if method == "meanshift":
+        for label in class_names:
+            if isinstance(bandwidth_vox, Mapping):
+                value = bandwidth_vox.get(label)
+            else:
+                value = bandwidth_vox
+            if label != 0 and not (value is not None and value > 0):
+                raise ValueError(
+                    f"mean-shift needs a positive bandwidth in voxels (class {label}: {value})"
+                )
+            bandwidths[label] = 0.0 if value is None else float(value)
     particles = []
     for label in sorted(class_names):
         if label == 0:
@@ -149,8 +160,8 @@ def extract_particles(
             continue
         points = np.argwhere(mask) if method == "meanshift" or snap else None
         if method == "meanshift":
-            assert bandwidth_vox is not None and points is not None
-            clusters = _clusters_meanshift(points, bandwidth_vox)
+            assert points is not None
+            clusters = _clusters_meanshift(points, bandwidths[label])
         else:
             clusters = _clusters_components(mask)
         smallest = 1 if min_voxels is None else int(min_voxels.get(label, 1))

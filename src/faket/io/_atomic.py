@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -11,6 +12,26 @@ from pathlib import Path
 from faket.errors import FaketInputError
 
 _MAX_TRIES = 100
+
+_OS_ERROR_WORDS = {
+    getattr(errno, name): words
+    for name, words in (
+        ("ENOSPC", "no space left on device"),
+        ("EDQUOT", "disk quota exceeded"),  # not defined on every platform
+        ("EROFS", "read-only file system"),
+        ("EACCES", "permission denied"),
+        ("EPERM", "permission denied"),
+        ("EFBIG", "file too large for the file system"),
+        ("EIO", "input/output error"),
+    )
+    if hasattr(errno, name)
+}
+
+
+def describe_os_error(err: OSError) -> str:
+    """Return a short, lower-case description of a failed write (``no space left on device``)."""
+    words = _OS_ERROR_WORDS.get(err.errno) if err.errno is not None else None
+    return words or (err.strerror or str(err) or type(err).__name__).lower()
 
 
 def temp_name(target: Path) -> Path:
@@ -79,7 +100,9 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     ------
     FaketInputError
         If the folder does not exist, ``path`` is a folder, or the folder is not
-        writable.
+        writable; or, naming ``path``, if writing fails with an `OSError` (no space left
+        on the device, a quota, a read-only file system): the temporary file is removed
+        and ``path`` is left as it was.
 
     Examples
     --------
@@ -97,6 +120,12 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield temp
         _flush_to_disk(temp)
         os.replace(temp, target)
+    except OSError as err:
+        with suppress(OSError):
+            temp.unlink(missing_ok=True)
+        raise FaketInputError(
+            f"cannot write: {describe_os_error(err)}; nothing was written", target
+        ) from err
     except BaseException:
         with suppress(OSError):  # never hide the original exception
             temp.unlink(missing_ok=True)

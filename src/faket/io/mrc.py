@@ -52,6 +52,7 @@ def read_mrc(
     path: str | os.PathLike[str],
     *,
     ndim: int | None = None,
+    volume: bool = False,
     allow_nonfinite: bool = False,
 ) -> MrcData:
     """Read an MRC file (optionally gzip/bzip2-compressed) as float32.
@@ -69,6 +70,9 @@ def read_mrc(
         tell a single image from a one-section stack (both have ``nz == 1``), a file with
         one section is returned with the shape asked for: ``(1, ny, nx)`` for ``ndim=3``
         and ``(ny, nx)`` for ``ndim=2``.
+    volume : bool, optional
+        The caller needs a volume ``(nz, ny, nx)`` (implies ``ndim=3``): refuse a file
+        with a single section, a 2-D image, instead of reading it as ``(1, ny, nx)``.
     allow_nonfinite : bool, optional
         Return NaN and Inf values instead of refusing the file.
 
@@ -82,13 +86,16 @@ def read_mrc(
     ------
     FaketInputError
         If the file is missing, is not a readable MRC file (bad header, truncated or
-        over-long data block), holds complex or 4-D (volume stack) data, does not have
-        ``ndim`` dimensions, has NaN/Inf values (unless ``allow_nonfinite``), or has
+        over-long data block), holds complex or 4-D (volume stack) data, has an axis of
+        size 0, does not have ``ndim`` dimensions, is a single image when ``volume`` is
+        set, has NaN/Inf values (unless ``allow_nonfinite``), or has
         different voxel sizes along X and Y. The Z voxel size is not checked: for
         tilt-series it is often 0, 1 or the tilt step, and carries no meaning.
     """
     if ndim not in (None, 2, 3):
         raise ValueError(f"ndim must be 2, 3 or None, got {ndim!r}")
+    if volume and ndim == 2:
+        raise ValueError("volume=True asks for 3-D data; it cannot go with ndim=2")
     file = require_file(path)
     header, raw = _open(file, header_only=False)
     voxel_size_a = _voxel_size_from_header(header, file)
@@ -97,7 +104,16 @@ def read_mrc(
         raise FaketInputError(f"complex data (MRC mode {int(header.mode)}) is not supported", file)
     if raw.ndim == 4:
         raise FaketInputError(f"4-D volume stacks are not supported (shape {raw.shape})", file)
+    if 0 in raw.shape:
+        raise FaketInputError(f"has an axis of size 0 (shape {raw.shape}); it holds no data", file)
     data = _to_float32_writeable(raw)
+    if volume and (data.ndim == 2 or data.shape[0] == 1):
+        image = data.shape[-2:]
+        raise FaketInputError(
+            f"is a 2-D image (ny, nx) = {image}, expected a volume (nz, ny, nx)", file
+        )
+    if volume:
+        ndim = 3
     if ndim == 3 and data.ndim == 2:
         data = data[np.newaxis]
     elif ndim == 2 and data.ndim == 3 and data.shape[0] == 1:

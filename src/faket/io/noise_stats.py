@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ NOISE_STATS_VERSION = 1
 
 _CURVES = ("r", "sigma", "mean", "std")
 _KEYS = ("source", "method", "tilt_angles_deg", *_CURVES)
+
+_R_TOLERANCE = 1e-6
+"""How far beyond [-1, 1] a measured ``r`` may lie (float rounding of a correlation)."""
 
 
 def _json_list(values: torch.Tensor) -> str:
@@ -104,19 +107,40 @@ def write_noise_stats(stats: Sequence[TiltStats], path: str | os.PathLike[str]) 
         tmp.write_text(text, encoding="utf-8")
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"non-finite number {name}")
+def _non_finite(name: str) -> float:
+    """Read JSON's ``NaN``/``Infinity`` tokens as floats; `_numbers` names where they are."""
+    return float(name)
 
 
-def _numbers(value: Any, where: str, path: Path) -> list[float]:
+def _numbers(value: Any, where: str, key: str, path: Path) -> list[float]:
     if not isinstance(value, list):
-        raise FaketInputError(f"{where} must be a list of numbers", path)
-    for v in value:
+        raise FaketInputError(f'{where} "{key}" must be a list of numbers', path)
+    for k, v in enumerate(value):
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise FaketInputError(f"{where} must be a list of numbers, found {v!r}", path)
+            raise FaketInputError(f'{where} "{key}" must be a list of numbers, found {v!r}', path)
         if not math.isfinite(v):
-            raise FaketInputError(f"{where} holds a non-finite number", path)
+            raise FaketInputError(
+                f'{where}, tilt {k}: "{key}" is {v}; every value must be finite', path
+            )
     return [float(v) for v in value]
+
+
+_RULES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "r": (
+        lambda v: abs(v) <= 1 + _R_TOLERANCE,
+        "outside [-1, 1] (r is the correlation of a tilt with its noiseless image)",
+    ),
+    "sigma": (lambda v: v >= 0, "a noise level must be >= 0"),
+    "std": (lambda v: v > 0, "a tilt's standard deviation must be positive"),
+}
+
+
+def _check_ranges(curves: dict[str, list[float]], where: str, path: Path) -> None:
+    """Refuse the first value out of its field's range, naming the field and the tilt."""
+    for key, (allowed, rule) in _RULES.items():
+        for k, v in enumerate(curves[key]):
+            if not allowed(v):
+                raise FaketInputError(f'{where}, tilt {k}: "{key}" is {v:g}; {rule}', path)
 
 
 def _tomogram(entry: Any, i: int, path: Path) -> TiltStats:
@@ -133,16 +157,17 @@ def _tomogram(entry: Any, i: int, path: Path) -> TiltStats:
         raise FaketInputError(
             f'{where}: "method" must be one of {", ".join(METHODS)}, got {method!r}', path
         )
-    curves = {k: _numbers(entry[k], f'{where} "{k}"', path) for k in _CURVES}
+    curves = {k: _numbers(entry[k], where, k, path) for k in _CURVES}
     angles = entry["tilt_angles_deg"]
     if angles is not None:
-        curves["tilt_angles_deg"] = _numbers(angles, f'{where} "tilt_angles_deg"', path)
+        curves["tilt_angles_deg"] = _numbers(angles, where, "tilt_angles_deg", path)
     lengths = {k: len(v) for k, v in curves.items()}
     if len(set(lengths.values())) != 1:
         found = ", ".join(f"{k} {n}" for k, n in lengths.items())
         raise FaketInputError(f"{where} has lists of different lengths ({found})", path)
     if lengths["r"] == 0:
         raise FaketInputError(f"{where} has no tilts", path)
+    _check_ranges(curves, where, path)
     try:
         return TiltStats(
             r=torch.tensor(curves["r"], dtype=torch.float64),
@@ -179,18 +204,19 @@ def read_noise_stats(path: str | os.PathLike[str]) -> list[TiltStats]:
     faket.errors.FaketInputError
         With a one-line message naming ``path`` if the file is missing or unreadable, is
         not JSON, is not a ``faket-noise-stats`` file of a known version, lacks a key,
-        has lists of different lengths, or holds non-numeric or non-finite numbers.
+        has lists of different lengths, or holds non-numeric or non-finite numbers or a
+        value out of its range: ``r`` outside ``[-1, 1]`` (it is a correlation),
+        ``sigma < 0`` or ``std <= 0``. The message names the tomogram, the tilt index,
+        the field and the value.
     """
     file = Path(path)
     text = read_text(file, kind="JSON")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_non_finite)
     except json.JSONDecodeError as err:
         raise FaketInputError(
             f"not a JSON file ({err.msg} at line {err.lineno}, column {err.colno})", file
         ) from None
-    except ValueError as err:  # NaN / Infinity tokens
-        raise FaketInputError(f"{err}; every value must be finite", file) from None
     if not isinstance(data, dict) or data.get("format") != NOISE_STATS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise FaketInputError(

@@ -64,6 +64,23 @@ MODALITIES: dict[str, ModalitySpec] = {
 """The modalities the noise stage makes, by name."""
 
 
+def _refuse_constant_tilts(noiseless: torch.Tensor, name: str | None) -> None:
+    """Raise FaketInputError naming the constant tilts of ``noiseless`` (and ``name``)."""
+    constant = _constant_tilts(noiseless)
+    if not bool(constant.any()):
+        return
+    bad = torch.nonzero(constant).flatten().tolist()
+    value = float(noiseless[bad[0]].flatten()[0])
+    which = "tilt" if len(bad) == 1 else "tilts"
+    listed = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
+    subject = which if name is not None else f"noiseless {which}"
+    raise FaketInputError(
+        f"{subject} {listed} {'is a constant image' if len(bad) == 1 else 'are constant images'}"
+        f" ({value:g}), which cannot be standardised (std 0); is the projected volume empty?",
+        name,
+    )
+
+
 def _standardise_or_zero(x: torch.Tensor) -> torch.Tensor:
     """Standardise each tilt of ``x`` (population std); constant tilts become zeros."""
     mean = x.mean(dim=(-2, -1), keepdim=True)
@@ -79,6 +96,7 @@ def apply_noise(
     *,
     sigma_scale: float = 1.0,
     seed: int,
+    name: str | None = None,
 ) -> torch.Tensor:
     """Make a noisy tilt-series from a noiseless one and per-tilt statistics.
 
@@ -94,9 +112,8 @@ def apply_noise(
     std").
 
     A constant noiseless tilt (e.g. an empty volume's projection) has no defined
-    standardisation; it is treated as zeros, so that tilt of the output is pure noise
-    with the target mean and std (or the constant ``mean`` when ``sigma`` is also 0).
-    It never produces NaN.
+    standardisation (0 / 0) and is refused: the output would be pure noise that carries
+    none of the content it is meant to label.
 
     Parameters
     ----------
@@ -110,6 +127,9 @@ def apply_noise(
     seed : int
         Seed of the ``torch.Generator`` on ``noiseless``' device that draws the noise.
         The same seed, input, dtype and device give bit-identical output.
+    name : str, optional
+        How errors name ``noiseless`` (e.g. its file); the message then reads
+        ``"<name>: <problem>"``.
 
     Returns
     -------
@@ -120,19 +140,26 @@ def apply_noise(
     Raises
     ------
     faket.errors.FaketInputError
-        If ``noiseless`` is not a finite floating ``(n_tilts, ny, nx)`` tensor or its tilt
-        count differs from the stats'.
+        If ``noiseless`` is not a finite floating ``(n_tilts, ny, nx)`` tensor, has a
+        constant tilt (the message names the tilt indices) or its tilt count differs
+        from the stats'.
     ValueError
         If ``sigma_scale`` is negative, a ``std`` is not positive, a ``sigma`` is negative
         or ``seed`` is not an integer.
     """
-    _check_tilt_series(noiseless, "noiseless")
+    try:
+        _check_tilt_series(noiseless, "noiseless")
+    except FaketInputError as err:
+        if name is None:
+            raise
+        raise FaketInputError(err.problem, name) from None
     if not isinstance(stats, TiltStats):
         raise ValueError(f"stats must be a TiltStats, got {type(stats).__name__}")
     if stats.n_tilts != noiseless.shape[0]:
         raise FaketInputError(
             f"the noise statistics describe {stats.n_tilts} tilts but the noiseless "
-            f"tilt-series has {noiseless.shape[0]}"
+            f"tilt-series has {noiseless.shape[0]}",
+            name,
         )
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise ValueError(f"seed must be an integer, got {seed!r}")
@@ -143,6 +170,7 @@ def apply_noise(
         raise ValueError("every tilt's target std must be positive")
     if not bool((stats.sigma >= 0).all()):
         raise ValueError("every tilt's sigma must be >= 0")
+    _refuse_constant_tilts(noiseless, name)
 
     dtype = noiseless.dtype
     compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
@@ -165,6 +193,7 @@ def make_modality(
     modality: str,
     *,
     seed: int,
+    name: str | None = None,
 ) -> torch.Tensor:
     """Make one modality (``noisy``, ``content`` or ``baseline``) of a noiseless tilt-series.
 
@@ -182,6 +211,8 @@ def make_modality(
         A key of :data:`MODALITIES`.
     seed : int
         Seed of the noise.
+    name : str, optional
+        How errors name ``noiseless`` (e.g. its file), as in :func:`apply_noise`.
 
     Returns
     -------
@@ -200,4 +231,4 @@ def make_modality(
         )
     spec = MODALITIES[modality]
     stats = aggregate_tilt_stats(measured, spec.order)
-    return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed)
+    return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name)

@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -210,6 +212,55 @@ def vgg16_hed(path: str | os.PathLike[str] | None = None) -> VGGFeatures:
     return model
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_DETAIL_MARKERS = ("WeightsUnpickler error:", "Trying to load unsupported", "Unsupported")
+_MAX_DETAIL = 160
+
+
+def _load_error_detail(err: BaseException) -> str:
+    """Return the telling part of a `torch.load` error, which wraps it in paragraphs of advice."""
+    text = _ANSI.sub("", str(err))
+    for marker in _DETAIL_MARKERS:
+        at = text.find(marker)
+        if at >= 0:
+            text = text[at:].removeprefix("WeightsUnpickler error:")
+            break
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    detail = lines[0].split(". ")[0].rstrip(".")
+    return detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 3] + "..."
+
+
+def load_weights_file(path: str | os.PathLike[str]) -> Any:
+    """Read a PyTorch weights file (``torch.save``) on the CPU, never running code from it.
+
+    ``torch.load(weights_only=True)``: only tensors and plain containers are rebuilt; a
+    file whose pickle names any other Python object (the way a malicious file runs
+    code when unpickled) is refused before anything of it runs.
+
+    Raises
+    ------
+    FaketInputError
+        ``"not a PyTorch weights file (...)"``, naming ``path``, if the file cannot be
+        read, is not a ``torch.save`` file or a pickle, or holds other objects.
+    """
+    file = Path(path)
+    if file.is_file() and file.stat().st_size == 0:
+        raise FaketInputError("not a PyTorch weights file (the file is empty)", file)
+    try:
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4": about the format, not a problem of ours
+            warnings.simplefilter("ignore")
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as err:  # anything the untrusted bytes make the unpickler raise
+        raise FaketInputError(
+            f"not a PyTorch weights file ({_load_error_detail(err)})", file
+        ) from None
+
+
 def _vgg19_from_state_dict(state: Mapping[str, torch.Tensor], name: str) -> VGGFeatures:
     """Fill a VGG-19 from torchvision's ``features.{i}.weight/bias`` keys."""
     model = VGGFeatures(VGG19_BLOCKS, name=name)
@@ -263,10 +314,16 @@ def vgg19_imagenet(path: str | os.PathLike[str] | None = None) -> VGGFeatures:
         The ``.pth`` file; default: the torch hub cache's ``checkpoints/vgg19-dcbb9e9d.pth``.
     """
     file = find_vgg19_file(path)
+    state = load_weights_file(file)
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise FaketInputError(
+            f"not a torchvision VGG-19 state dict (it holds a {type(state).__name__}, "
+            "not a mapping of names to tensors)",
+            file,
+        )
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
         return _vgg19_from_state_dict(state, "vgg19-imagenet")
-    except (OSError, RuntimeError, ValueError, KeyError) as err:
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise FaketInputError(f"not a torchvision VGG-19 state dict ({err})", file) from err
 
 

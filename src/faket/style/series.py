@@ -9,6 +9,7 @@ import torch
 from faket._precision import PRECISIONS
 from faket.errors import FaketInputError
 from faket.style.backbones import VGGFeatures
+from faket.style.tiling import ALIGN
 from faket.style.transfer import StyleSettings, stylize_batch
 
 DEFAULT_MEMORY_BUDGET_BYTES = 2 * 2**30
@@ -70,12 +71,110 @@ def tilts_per_batch(
     ny: int, nx: int, precision: str, memory_budget_bytes: int, tile: int | None, halo: int
 ) -> int:
     """Return how many tilts fit the memory budget at once (at least 1)."""
+    per_tilt = style_bytes_per_tilt(ny, nx, precision, tile, halo)
+    return max(1, memory_budget_bytes // per_tilt)
+
+
+def largest_fitting_tile(
+    ny: int, nx: int, precision: str, memory_budget_bytes: int, halo: int
+) -> int | None:
+    """Return the largest tile core (a multiple of 16) whose tile fits the budget.
+
+    Only tiles smaller than the image are considered; None when not even a 16-pixel
+    core with ``halo`` pixels of context fits.
+    """
+    largest = (max(ny, nx) - 1) // ALIGN * ALIGN  # a tile at least the image is no tile
+    for tile in range(largest, ALIGN - 1, -ALIGN):
+        if style_bytes_per_tilt(ny, nx, precision, tile, halo) <= memory_budget_bytes:
+            return tile
+    return None
+
+
+class MemoryBudgetError(ValueError):
+    """One tilt (or one tile of it) needs more working memory than the budget allows.
+
+    Attributes
+    ----------
+    needed_bytes : int
+        Estimated peak working memory of one tilt (one tile when tiling).
+    budget_bytes : int
+        The budget.
+    fitting_tile : int or None
+        The largest tile core that fits the budget with the same halo, if any.
+    """
+
+    def __init__(self, needed_bytes: int, budget_bytes: int, fitting_tile: int | None) -> None:
+        self.needed_bytes = needed_bytes
+        self.budget_bytes = budget_bytes
+        self.fitting_tile = fitting_tile
+        advice = (
+            f"tile={fitting_tile} fits" if fitting_tile is not None else "no tile fits this halo"
+        )
+        super().__init__(
+            f"one tilt needs about {needed_bytes / 2**30:.2f} GiB of working memory, more "
+            f"than memory_budget_bytes ({budget_bytes / 2**30:.2f} GiB); {advice}"
+        )
+
+
+def check_memory_budget(
+    ny: int, nx: int, precision: str, memory_budget_bytes: int, tile: int | None, halo: int
+) -> None:
+    """Refuse settings under which one tilt (or tile) needs more memory than the budget.
+
+    :func:`stylize_tilt_series` batches as many tilts as the budget holds, but always runs
+    at least one; call this first to refuse, before any work, a budget that one tilt
+    would exceed.
+
+    Raises
+    ------
+    MemoryBudgetError
+        With the estimated need and the largest tile that would fit.
+    """
+    needed = style_bytes_per_tilt(ny, nx, precision, tile, halo)
+    if needed > memory_budget_bytes:
+        fitting = largest_fitting_tile(ny, nx, precision, memory_budget_bytes, halo)
+        raise MemoryBudgetError(needed, memory_budget_bytes, fitting)
+
+
+def check_style_inputs(
+    initial: torch.Tensor,
+    content: torch.Tensor,
+    style: torch.Tensor,
+    names: tuple[str, str, str] = ("initial", "content", "style"),
+) -> list[tuple[float, float]]:
+    """Check the three stacks of :func:`stylize_tilt_series`; return their value ranges.
+
+    Raises
+    ------
+    FaketInputError
+        As :func:`stylize_tilt_series`, naming the stack by ``names``.
+    """
+    for name, stack in zip(names, (initial, content, style), strict=True):
+        if stack.ndim != 3:
+            raise FaketInputError(
+                f"a tilt-series must be 3-D (tilt, y, x), got {tuple(stack.shape)}", name
+            )
+    if initial.shape != content.shape:
+        raise FaketInputError(
+            f"shape {tuple(content.shape)} differs from {names[0]} {tuple(initial.shape)}",
+            names[1],
+        )
+    if style.shape[0] != initial.shape[0]:
+        raise FaketInputError(
+            f"has {style.shape[0]} tilts but {names[0]} has {initial.shape[0]}", names[2]
+        )
+    return [minmax_range(x, n) for x, n in zip((initial, content, style), names, strict=True)]
+
+
+def style_bytes_per_tilt(
+    ny: int, nx: int, precision: str, tile: int | None = None, halo: int = 96
+) -> int:
+    """Return the working memory of one tilt (or its largest tile with halo), in bytes."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
-    if tile is not None:  # the largest tile with its halo is what is held at once
+    if tile is not None:
         ny, nx = min(ny, tile + 2 * halo), min(nx, tile + 2 * halo)
-    per_tilt = _BYTES_PER_PIXEL[precision] * ny * nx
-    return max(1, memory_budget_bytes // per_tilt)
+    return _BYTES_PER_PIXEL[precision] * ny * nx
 
 
 def stylize_tilt_series(
@@ -112,7 +211,8 @@ def stylize_tilt_series(
         Tile the detector in cores of ``tile`` pixels with ``halo`` pixels of context
         (multiples of 16) for detectors too large for memory; None: whole images.
     memory_budget_bytes : int
-        Working memory for one batch of tilts; sets how many tilts run at once.
+        Working memory for one batch of tilts; sets how many tilts run at once (at least
+        one: :func:`check_memory_budget` refuses a budget one tilt would exceed).
     progress : callable, optional
         Called with the number of tilts finished after each batch.
     names : tuple of str
@@ -131,22 +231,8 @@ def stylize_tilt_series(
         constant or holds NaN/Inf.
     """
     settings = settings or StyleSettings()
-    for name, stack in zip(names, (initial, content, style), strict=True):
-        if stack.ndim != 3:
-            raise FaketInputError(
-                f"a tilt-series must be 3-D (tilt, y, x), got {tuple(stack.shape)}", name
-            )
-    if initial.shape != content.shape:
-        raise FaketInputError(
-            f"shape {tuple(content.shape)} differs from {names[0]} {tuple(initial.shape)}",
-            names[1],
-        )
-    if style.shape[0] != initial.shape[0]:
-        raise FaketInputError(
-            f"has {style.shape[0]} tilts but {names[0]} has {initial.shape[0]}", names[2]
-        )
     # Each stack is min-max normalised as a whole, one batch of tilts at a time.
-    ranges = [minmax_range(x, n) for x, n in zip((initial, content, style), names, strict=True)]
+    ranges = check_style_inputs(initial, content, style, names)
     n_tilts, ny, nx = initial.shape
     batch = tilts_per_batch(ny, nx, precision, memory_budget_bytes, tile, halo)
     out = torch.empty((n_tilts, ny, nx), dtype=torch.float32, device=initial.device)
