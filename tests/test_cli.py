@@ -33,7 +33,7 @@ def volume_file(tmp_path: Path, rng: np.random.Generator) -> Path:
         (["noise", "estimate"], "Pearson correlation"),
         (["noise", "apply"], "sigma x 0.25"),
         (["demo"], "report.html"),
-        (["simulate"], "A re-run skips finished tomograms"),
+        (["simulate"], "A re-run skips the tomograms finished"),
         (["config"], "commented example configuration"),
         (["style"], "style tilt-series"),
         (["reconstruct"], "Reconstruct a tomogram"),

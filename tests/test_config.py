@@ -66,6 +66,25 @@ def test_hash_ignores_workers_and_output_but_not_the_seed():
             "noise.stats_file or noise.noiseless",
         ),
         ({"phantom": {"shape_zyx": [8, 8, 8], "slab_voxels": 9}}, "thicker than the box"),
+        (
+            {"phantom": {"shape_zyx": [300, 256, 256]}},
+            "the default thickness (phantom nz / binning) 300 is larger than the binned "
+            "detector width 256",
+        ),
+        (
+            {"reconstruction": {"thickness": 200, "binning": 2}},
+            "reconstruction.thickness 200 is larger than the binned detector width 128",
+        ),
+        ({"style": {"tile": 100}}, "tile must be a multiple of 16 pixels, got 100"),
+        (
+            {"phantom": {"builtin": {}, "vesicles": 0, "fiducials": 0}},
+            "phantom: Value error, no particles, vesicles or fiducials",
+        ),
+        ({"projection": {"tilt_max_deg": 90}}, "projection.tilt_max_deg: Input should be less"),
+        (
+            {"phantom": {"voxel_size_a": 100}, "reference": {"microscope": {"voltage_kv": 0}}},
+            "voltage_kv must be positive",
+        ),
     ],
 )
 def test_bad_configs_name_the_field_and_the_problem(tmp_path, data, expected):
@@ -94,3 +113,26 @@ def test_config_command_prints_the_example_and_checks_a_file(run_cli, tmp_path):
     (tmp_path / "b.yaml").write_text("run: {n_tomograms: -1}\n")
     code, _, err = run_cli("config", "--check", tmp_path / "b.yaml")
     assert code == 2 and "run.n_tomograms" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"run: {n_tomograms: 2}\n\x00\x01\x02", "a binary file, not a YAML configuration"),
+        ("run:\n  output: d\u00e9j\u00e0\n".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+        (
+            b"a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nrun: [*c, *c, *c, *c, *c, *c, *c]\n",
+            "YAML aliases (*a) are not allowed",
+        ),
+        (b"#" * (2**20 + 1), "larger than 1 MiB"),
+    ],
+)
+def test_binary_latin1_alias_bombs_and_huge_files_are_one_line(tmp_path, content, expected):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(content)
+    with pytest.raises(FaketInputError) as err:
+        FaketConfig.from_yaml(path)
+    assert str(err.value) == f"{path}: {expected}" or (
+        str(err.value).startswith(f"{path}: {expected}") and "\n" not in str(err.value)
+    )

@@ -37,10 +37,10 @@ def _check_error(error: pytest.ExceptionInfo[FaketInputError], path, *fragments:
 
 
 def test_tlt_round_trip_is_exact(tmp_path):
-    angles = np.array([-60.0, -57.5, -0.1234, 0.0, 3.0, 59.9999, 90.0])
+    angles = np.array([-60.0, -57.5, -0.1234, 0.0, 3.0, 59.9999, 89.0])
     path = tmp_path / "ts.tlt"
     write_tilt_angles(angles, path)
-    assert path.read_text() == "-60\n-57.5\n-0.1234\n0\n3\n59.9999\n90\n"
+    assert path.read_text() == "-60\n-57.5\n-0.1234\n0\n3\n59.9999\n89\n"
     result = read_tilt_angles(path)
     assert result.dtype == np.float64 and result.shape == (7,)
     np.testing.assert_array_equal(result, angles)
@@ -124,7 +124,7 @@ def test_alignment_angle_out_of_range_is_refused(tmp_path):
     path.write_text(PYTOM_HEADER + _pytom_row(0.0, 1) + _pytom_row(120.0, 2))
     with pytest.raises(FaketInputError) as error:
         read_tilt_angles(path)
-    _check_error(error, path, "line 9: tilt angle 120 is outside [-90, 90] degrees")
+    _check_error(error, path, "line 9: tilt angle 120 is outside [-89, 89] degrees")
 
 
 # --- bad IMOD files ------------------------------------------------------------------
@@ -136,8 +136,8 @@ def test_alignment_angle_out_of_range_is_refused(tmp_path):
         ("-60\n0\nsixty\n", "line 3: 'sixty' is not a number"),
         ("-60\n0 3\n", "line 2: expected one tilt angle per line, got '0 3'"),
         ("-60\nnan\n", "line 2: tilt angle is NaN"),
-        ("-60\n\n95.5\n", "line 3: tilt angle 95.5 is outside [-90, 90] degrees"),
-        ("-inf\n", "line 1: tilt angle -inf is outside [-90, 90] degrees"),
+        ("-60\n\n95.5\n", "line 3: tilt angle 95.5 is outside [-89, 89] degrees"),
+        ("-inf\n", "line 1: tilt angle -inf is outside [-89, 89] degrees"),
         ("", "no tilt angles found"),
         ("\n  \n\n", "no tilt angles found"),
     ],
@@ -178,7 +178,7 @@ def test_missing_and_binary_files_are_refused(tmp_path):
     ("angles", "fragment"),
     [
         ([0.0, float("nan")], "angle 1: tilt angle is NaN"),
-        ([0.0, 91.0], "angle 1: tilt angle 91 is outside [-90, 90] degrees"),
+        ([0.0, 90.0], "angle 1: tilt angle 90 is outside [-89, 89] degrees"),
         ([[0.0, 1.0]], "got shape (1, 2)"),
         ([], "got shape (0,)"),
         (["a", "b"], "tilt angles must be numbers"),

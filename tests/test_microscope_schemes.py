@@ -37,7 +37,7 @@ def test_tilt_range_includes_the_stop():
     assert angles.size == 61 and angles[0] == -60 and angles[-1] == 60
     with pytest.raises(ValueError, match="positive"):
         tilt_range(-60, 60, 0)
-    with pytest.raises(ValueError, match=r"\[-90, 90\]"):
+    with pytest.raises(ValueError, match=r"\[-89, 89\]"):
         tilt_range(-100, 60, 2)
 
 

@@ -15,36 +15,8 @@ import torch
 from faket.config import FaketConfig
 from faket.errors import FaketInputError
 from faket.io import read_classes_json, read_mrc, read_noise_stats, read_particle_locations
-from faket.pipeline import dataset_index, resume_key, simulate_dataset, style_source
-
-SHAPE = (32, 64, 64)
-VOXEL_A = 40.0
-N_TILTS = 11
-
-
-def tiny_config(output: Path, **run: object) -> FaketConfig:
-    return FaketConfig.from_dict(
-        {
-            "run": {
-                "threads": 1,  # equal in every executor: bit-identical files
-                "output": str(output),
-                "n_tomograms": 2,
-                "seed": 3,
-                "device": "cpu",
-                "precision": "fp32",
-                **run,
-            },
-            "phantom": {
-                "shape_zyx": list(SHAPE),
-                "voxel_size_a": VOXEL_A,
-                "builtin": {"ribosome": 2, "ring": 3, "globule": 4},
-                "vesicles": 1,
-                "fiducials": 2,
-            },
-            "projection": {"tilt_min_deg": -60, "tilt_max_deg": 60, "tilt_step_deg": 12},
-            "style": {"backbone": "random"},
-        }
-    )
+from faket.pipeline import dataset_index, plan_run, simulate_dataset, style_source
+from pipeline_data import N_TILTS, SHAPE, VOXEL_A, tiny_config
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -108,7 +80,7 @@ def test_no_tomogram_is_styled_with_its_own_content(tmp_path):
         assert all(style_source(config, i) != i for i in range(n))
     one = tiny_config(tmp_path / "one", n_tomograms=1)
     assert style_source(one, 0) == 1
-    assert dataset_index(one)["reference_specimens"] == ["model_0", "reference_1"]
+    assert dataset_index(plan_run(one))["reference_specimens"] == ["model_0", "reference_1"]
 
 
 def test_report_references_only_files_that_exist(dataset):
@@ -154,8 +126,9 @@ def test_force_redoes_everything_and_a_changed_config_is_not_finished(dataset, t
     result = simulate_dataset(tiny_config(copy), report=False, force=True)
     assert result.made == [0, 1]
     assert _mrcs(copy) == _mrcs(dataset)
-    assert resume_key(tiny_config(copy, seed=4), 0) != resume_key(tiny_config(copy), 0)
-    assert resume_key(tiny_config(copy, workers=2), 0) == resume_key(tiny_config(copy), 0)
+    key = plan_run(tiny_config(copy)).specimens[0].resume_key
+    assert plan_run(tiny_config(copy, seed=4)).specimens[0].resume_key != key
+    assert plan_run(tiny_config(copy, workers=2)).specimens[0].resume_key == key
 
 
 def test_a_dask_cluster_gives_the_same_files(dataset, tmp_path):
@@ -194,8 +167,9 @@ def test_missing_reference_files_are_named(tmp_path):
             "noise": {"stats_file": str(tmp_path / "stats.json")},
         }
     )
-    with pytest.raises(FaketInputError, match="stats.json: noise.stats_file: no such file"):
+    with pytest.raises(FaketInputError, match="ref.mrc: reference.tilt_series.0.: no such file"):
         simulate_dataset(config)
+    assert not (tmp_path / "ds").exists()
 
 
 def test_simulate_command_runs_and_resumes(run_cli, dataset, tmp_path):
@@ -242,3 +216,67 @@ def test_worker_processes_give_the_same_files(dataset, tmp_path):
     result = simulate_dataset(tiny_config(tmp_path / "ds", workers=2), report=False)
     assert result.made == [0, 1]
     assert _mrcs(tmp_path / "ds") == _mrcs(dataset)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_run_takes_its_workers_along_and_resumes_to_the_same_files(dataset, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "ds"
+    config_file = tmp_path / "c.yaml"
+    tiny_config(out, workers=2).to_yaml(config_file)
+    code = "import sys; from faket.cli import main; sys.exit(main(sys.argv[1:]))"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, "simulate", str(config_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and parent.poll() is None:
+        workers = [p for p in _children(parent.pid) if "spawn" in _cmdline(p)]
+        if workers and list(out.glob("model_*/noiseless.mrc")):
+            break
+        time.sleep(0.05)
+    assert parent.poll() is None and workers, "the run ended before it could be killed"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in workers)
+    result = simulate_dataset(tiny_config(out), report=False)
+    assert result.made  # the killed run had not finished everything
+    assert _mrcs(out) == _mrcs(dataset)
+    assert not list(out.rglob(".*.tmp-*"))
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

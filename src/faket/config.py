@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from faket.conventions import MAX_TILT_DEG
 from faket.errors import FaketInputError
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -37,8 +38,10 @@ class RunSettings(_Model):
         default=0, description="Seed of everything random; tomogram i derives its own."
     )
     device: str = Field(default="auto", description="Compute device: auto, cpu, cuda or cuda:N.")
-    precision: Literal["fp32", "bf16", "fp16"] = Field(
-        default="bf16", description="Precision of the style transfer's convolutions."
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Precision of the style transfer's convolutions; auto: bf16 where the "
+        "hardware has it (GPU, CPU with AMX/AVX-512 BF16), else fp32.",
     )
     workers: PositiveInt = Field(default=1, description="Tomograms run in parallel processes.")
     threads: PositiveInt | None = Field(
@@ -97,6 +100,16 @@ class PhantomSettings(_Model):
         return value
 
     @model_validator(mode="after")
+    def _not_empty(self) -> PhantomSettings:
+        n = sum(self.builtin.values()) + sum(s.count for s in self.structures)
+        if n + self.vesicles + self.fiducials == 0:
+            raise ValueError(
+                "no particles, vesicles or fiducials: the specimens would be empty "
+                "(their projections constant)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _slab_fits(self) -> PhantomSettings:
         if self.slab_voxels is not None and self.slab_voxels > self.shape_zyx[0]:
             raise ValueError(f"slab_voxels {self.slab_voxels} is thicker than the box's nz")
@@ -109,10 +122,10 @@ class ProjectionSettings(_Model):
     """The tilt scheme of the noiseless projections (tilt axis Y)."""
 
     tilt_min_deg: float = Field(
-        default=-60.0, ge=-89, le=89, description="First tilt angle, degrees."
+        default=-60.0, ge=-MAX_TILT_DEG, le=MAX_TILT_DEG, description="First tilt angle, degrees."
     )
     tilt_max_deg: float = Field(
-        default=60.0, ge=-89, le=89, description="Last tilt angle, degrees."
+        default=60.0, ge=-MAX_TILT_DEG, le=MAX_TILT_DEG, description="Last tilt angle, degrees."
     )
     tilt_step_deg: PositiveFloat = Field(default=3.0, description="Step between tilts, degrees.")
     angles_file: Path | None = Field(
@@ -192,6 +205,13 @@ class StyleConfig(_Model):
         description="Tile size in pixels (multiple of 16) for large detectors; null: whole.",
     )
 
+    @field_validator("tile")
+    @classmethod
+    def _tile_multiple_of_16(cls, value: int | None) -> int | None:
+        if value is not None and value % 16:
+            raise ValueError(f"tile must be a multiple of 16 pixels, got {value}")
+        return value
+
 
 class ReconstructionSettings(_Model):
     """Filtered back-projection of every modality."""
@@ -221,6 +241,45 @@ class FaketConfig(_Model):
     reconstruction: ReconstructionSettings = Field(
         default=ReconstructionSettings(), description="Reconstruction."
     )
+
+    def tomogram_thickness(self) -> int:
+        """Return the tomograms' depth in binned voxels: the setting, or nz / binning."""
+        r = self.reconstruction
+        return r.thickness or max(1, self.phantom.shape_zyx[0] // r.binning)
+
+    def microscope_settings(self) -> Any:
+        """Return the reference microscope's settings: the slab from the phantom, overrides."""
+        from faket.microscope import MicroscopeSettings
+
+        p = self.phantom
+        slab_nm = (p.slab_voxels or p.shape_zyx[0]) * p.voxel_size_a / 10
+        return MicroscopeSettings(**{"slab_nm": slab_nm, **self.reference.microscope})
+
+    @model_validator(mode="after")
+    def _fits_together(self) -> FaketConfig:
+        width = self.phantom.shape_zyx[2] // self.reconstruction.binning
+        if width < 1:
+            raise ValueError(
+                f"reconstruction.binning {self.reconstruction.binning} leaves no pixel of the "
+                f"detector width {self.phantom.shape_zyx[2]}"
+            )
+        thickness = self.tomogram_thickness()
+        if thickness > width:
+            what = (
+                "reconstruction.thickness"
+                if self.reconstruction.thickness
+                else "the default thickness (phantom nz / binning)"
+            )
+            raise ValueError(
+                f"{what} {thickness} is larger than the binned detector width {width}; "
+                "set reconstruction.thickness to at most that, or widen phantom.shape_zyx"
+            )
+        if self.reference.source == "microscope":
+            try:
+                self.microscope_settings()
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"reference.microscope: {err}") from None
+        return self
 
     @model_validator(mode="after")
     def _files_have_stats(self) -> FaketConfig:
@@ -257,16 +316,12 @@ class FaketConfig(_Model):
         Raises
         ------
         FaketInputError
-            If the file is missing, is not YAML, or a field is invalid (field path named).
+            If the file is missing, larger than 1 MiB, binary or not UTF-8, is not YAML,
+            uses YAML aliases (``*name``: refused, so a small file cannot expand into a
+            huge one), or a field is invalid (field path named).
         """
         file = Path(path)
-        if not file.is_file():
-            raise FaketInputError("no such configuration file", file)
-        try:
-            data = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise FaketInputError(f"not valid YAML ({str(err).splitlines()[0]})", file) from None
-        return cls.from_dict(data, source=str(file))
+        return cls.from_dict(_load_yaml(file), source=str(file))
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
         """Return the configuration as YAML, and write it to ``path`` when given (atomically)."""
@@ -284,6 +339,55 @@ class FaketConfig(_Model):
         data["run"].pop("workers")
         data["run"].pop("output")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+MAX_CONFIG_BYTES = 2**20
+"""The largest configuration file read (1 MiB); real ones are a few KB."""
+
+
+class _AliasError(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a YAML "billion laughs" cannot expand."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # noqa: D102
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasError(self.peek_event().anchor)
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(file: Path) -> Any:
+    """Return the parsed content of a YAML configuration file; one-line errors."""
+    if not file.is_file():
+        raise FaketInputError("no such configuration file", file)
+    try:
+        with open(file, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise FaketInputError(f"cannot read the file ({err.strerror})", file) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise FaketInputError("larger than 1 MiB: not a faket configuration", file)
+    if b"\0" in raw:
+        raise FaketInputError("a binary file, not a YAML configuration", file)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise FaketInputError(
+            f"not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start}); save it as UTF-8",
+            file,
+        ) from None
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except _AliasError as err:
+        raise FaketInputError(
+            f"YAML aliases (*{err.name}) are not allowed in a configuration; write the value out",
+            file,
+        ) from None
+    except yaml.YAMLError as err:
+        raise FaketInputError(f"not valid YAML ({str(err).splitlines()[0]})", file) from None
 
 
 def example_yaml() -> str:

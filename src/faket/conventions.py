@@ -47,6 +47,14 @@ TiltAngles: TypeAlias = "Sequence[float] | np.ndarray | torch.Tensor"
 DTYPE = "float32"
 """dtype of every volume and tilt-series written to disk."""
 
+MAX_TILT_DEG = 89.0
+"""The largest tilt angle magnitude, in degrees, anywhere in faket (files, config, stages).
+
+One limit for every reader and stage: an angles file, the config's tilt range and the
+microscope all accept ``|t| <= 89``. At 90 degrees the specimen is edge-on and the
+microscope's path length ``t / cos(t)`` is infinite.
+"""
+
 
 def centre_index(n: int) -> int:
     """Return the index of the centre pixel of an axis of length ``n`` (``n // 2``)."""

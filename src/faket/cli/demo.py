@@ -36,10 +36,11 @@ from faket.cli._common import DEVICE_OPTION
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
-    default="bf16",
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
+    default="auto",
     show_default=True,
-    help="Precision of the style transfer's convolutions (bf16: fast on CPUs with AMX).",
+    help="Precision of the style transfer's convolutions; auto: bf16 where the hardware "
+    "has it (GPU, CPU with AMX/AVX-512 BF16), else fp32 (emulated bf16 is 5-10x slower).",
 )
 @click.option(
     "--workers",

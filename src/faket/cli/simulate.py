@@ -28,7 +28,17 @@ import click
     metavar="ADDRESS",
     help="Run the tomograms on a running dask.distributed scheduler (e.g. tcp://host:8786).",
 )
-@click.option("--force", is_flag=True, help="Redo every tomogram instead of resuming.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Redo every tomogram instead of resuming (removes only the files faket wrote).",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only check every input file and limit and print the plan; write nothing.",
+)
 @click.option("--device", default=None, help="Compute device; overrides run.device.")
 def simulate(
     config_file: Path,
@@ -36,6 +46,7 @@ def simulate(
     workers: int | None,
     scheduler: str | None,
     force: bool,
+    check_only: bool,
     device: str | None,
 ) -> None:
     """Simulate a labelled dataset (phantoms, modalities, FAKET, tomograms, report).
@@ -43,18 +54,21 @@ def simulate(
     For each tomogram: phantom -> noiseless projections -> reference (the built-in
     microscope, or your tilt-series) -> noise statistics -> BASELINE, NOISY, CONTENT ->
     FAKET -> reconstructions and labels, into model_<i>/ folders with provenance.json,
-    plus dataset.json and report.html at the root. A re-run skips finished tomograms.
+    plus dataset.json and report.html at the root. Every input file and limit is
+    checked before the first byte is written. A re-run skips the tomograms finished
+    with the same configuration and the same contents of every input file.
 
     \b
     Example:
       faket config --example > run.yaml   # edit it, then
+      faket simulate run.yaml --check     # inputs, disk and memory; writes nothing
       faket simulate run.yaml --workers 2
     """
     from contextlib import ExitStack
 
     from faket.cli._common import progress_bar
     from faket.config import FaketConfig
-    from faket.pipeline import simulate_dataset
+    from faket.pipeline import RunPlan, plan_run, simulate_dataset
 
     config = FaketConfig.from_yaml(config_file)
     overrides: dict[str, object] = {}
@@ -68,6 +82,18 @@ def simulate(
         data = config.model_dump(mode="json")
         data["run"].update(overrides)
         config = FaketConfig.from_dict(data, source=str(config_file))
+
+    def on_plan(plan: RunPlan) -> None:
+        click.echo(
+            f"{plan.n_tomograms} tomogram(s), {len(plan.tilt_angles_deg)} tilts, "
+            f"{plan.device}: {plan.resources.describe()}",
+            err=True,
+        )
+
+    if check_only:
+        on_plan(plan_run(config))
+        click.echo(f"{config_file}: every input and limit checked; nothing written")
+        return
     with ExitStack() as stack:
         bar: list[object] = []
 
@@ -79,7 +105,12 @@ def simulate(
             bar[0].update(1)  # type: ignore[attr-defined]
 
         result = simulate_dataset(
-            config, force=force, scheduler=scheduler, on_phase=on_phase, on_done=on_done
+            config,
+            force=force,
+            scheduler=scheduler,
+            on_plan=on_plan,
+            on_phase=on_phase,
+            on_done=on_done,
         )
     skipped = f", skipped {len(result.skipped)} finished" if result.skipped else ""
     click.echo(

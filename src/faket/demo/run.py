@@ -30,7 +30,7 @@ def demo_config(
     n_tomograms: int = 3,
     seed: int = 0,
     device: str = "auto",
-    precision: str = "bf16",
+    precision: str = "auto",
     workers: int = 1,
 ) -> FaketConfig:
     """Return the demo's configuration.
@@ -49,7 +49,7 @@ def demo_config(
     device : str
         ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     precision : str
-        Precision of the style transfer: ``fp32``, ``bf16`` or ``fp16``.
+        Precision of the style transfer: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
     workers : int
         Tomograms in parallel processes.
     """

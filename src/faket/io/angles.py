@@ -1,7 +1,7 @@
 """Tilt-angle files: IMOD ``.tlt`` / ``.rawtlt`` and SHREC 2021 ``alignment_simulated.txt``.
 
 Angles are in degrees, in the order of the tilt-series' images (file order), within
-[-90, 90].
+[-89, 89].
 
 IMOD ``.tlt`` / ``.rawtlt``
     One angle per line; blank lines and surrounding whitespace are ignored.
@@ -29,11 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from faket.conventions import MAX_TILT_DEG
 from faket.errors import FaketInputError
 from faket.io._atomic import atomic_write
 from faket.io._text import format_decimal, read_text_lines, snippet, to_float
 
-_MAX_ANGLE_DEG = 90.0
 _DECIMALS = 4
 _DEFAULT_ALIGNMENT_COLUMN = 2  # TiltAngle is the third column of PyTom's table
 _COLUMN_NAME = re.compile(r"^#\s*([A-Za-z_]\w*)\s*(\([^()]*\))?\s*$")
@@ -61,7 +61,7 @@ def read_tilt_angles(path: str | os.PathLike[str]) -> np.ndarray:
     ------
     FaketInputError
         If the file is missing, empty or not text, if a line is not a number (the message
-        gives the line number and text), or if an angle is NaN or outside [-90, 90].
+        gives the line number and text), or if an angle is NaN or outside [-89, 89].
     """
     file = Path(path)
     lines = read_text_lines(file)
@@ -83,7 +83,7 @@ def write_tilt_angles(angles: Sequence[float] | np.ndarray, path: str | os.PathL
     Parameters
     ----------
     angles : sequence of float or np.ndarray
-        ``(n_tilts,)`` degrees, each within [-90, 90].
+        ``(n_tilts,)`` degrees, each within [-89, 89].
     path : str or PathLike
         The file to write; its folder must exist.
 
@@ -91,7 +91,7 @@ def write_tilt_angles(angles: Sequence[float] | np.ndarray, path: str | os.PathL
     ------
     FaketInputError
         Naming ``path``, if ``angles`` is not a non-empty 1-D list of numbers within
-        [-90, 90]. Nothing is written then.
+        [-89, 89]. Nothing is written then.
     """
     target = Path(path)
     try:
@@ -218,6 +218,6 @@ def _angle_problem(value: float) -> str | None:
     """Return what is wrong with a tilt angle in degrees, or None."""
     if np.isnan(value):
         return "tilt angle is NaN"
-    if not -_MAX_ANGLE_DEG <= value <= _MAX_ANGLE_DEG:
-        return f"tilt angle {value:g} is outside [-90, 90] degrees"
+    if not -MAX_TILT_DEG <= value <= MAX_TILT_DEG:
+        return f"tilt angle {value:g} is outside [-{MAX_TILT_DEG:g}, {MAX_TILT_DEG:g}] degrees"
     return None

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from faket.conventions import TiltAngles
+from faket.conventions import MAX_TILT_DEG, TiltAngles
 from faket.microscope.settings import SCHEMES
 
 
@@ -16,14 +16,18 @@ def tilt_range(start_deg: float, stop_deg: float, step_deg: float) -> np.ndarray
     Raises
     ------
     ValueError
-        If ``step_deg`` is not positive, ``stop < start`` or an angle leaves [-90, 90].
+        If ``step_deg`` is not positive, ``stop < start`` or an angle leaves
+        [-89, 89] (`faket.conventions.MAX_TILT_DEG`).
     """
     if not (math.isfinite(step_deg) and step_deg > 0):
         raise ValueError(f"the tilt step must be a positive number of degrees, got {step_deg}")
     if stop_deg < start_deg:
         raise ValueError(f"the tilt range must go up: {start_deg} to {stop_deg}")
-    if start_deg < -90 or stop_deg > 90:
-        raise ValueError(f"tilt angles must lie within [-90, 90], got {start_deg} to {stop_deg}")
+    if start_deg < -MAX_TILT_DEG or stop_deg > MAX_TILT_DEG:
+        raise ValueError(
+            f"tilt angles must lie within [-{MAX_TILT_DEG:g}, {MAX_TILT_DEG:g}], "
+            f"got {start_deg} to {stop_deg}"
+        )
     n = int(math.floor((stop_deg - start_deg) / step_deg + 1e-9)) + 1
     return np.round(start_deg + step_deg * np.arange(n), 6)
 

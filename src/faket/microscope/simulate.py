@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from faket.conventions import TiltAngles
+from faket.conventions import MAX_TILT_DEG, TiltAngles
 from faket.microscope._lens import image_intensity
 from faket.microscope.physics import (
     ctf_aliasing_frequency,
@@ -57,7 +57,6 @@ from faket.microscope.specimen import (
 )
 from faket.projection import project_tilt_series
 
-_MAX_TILT_DEG = 89.0
 _TILTS_PER_PROJECTION = 8
 
 
@@ -132,8 +131,8 @@ def _check_inputs(volume: torch.Tensor, angles: np.ndarray, pixel_size_a: float)
         raise ValueError(f"volume must be floating point; got {volume.dtype}")
     if angles.size == 0:
         raise ValueError("at least one tilt angle is needed")
-    if not np.all(np.isfinite(angles)) or np.any(np.abs(angles) > _MAX_TILT_DEG):
-        raise ValueError(f"tilt angles must be finite and within ±{_MAX_TILT_DEG:g} degrees")
+    if not np.all(np.isfinite(angles)) or np.any(np.abs(angles) > MAX_TILT_DEG):
+        raise ValueError(f"tilt angles must be finite and within ±{MAX_TILT_DEG:g} degrees")
     if not (math.isfinite(pixel_size_a) and pixel_size_a > 0):
         raise ValueError(f"pixel_size_a must be a positive number of Å, got {pixel_size_a}")
 

@@ -21,6 +21,7 @@ from faket.phantom.specimen import (
     ParticleClass,
     Specimen,
     build_specimen,
+    check_particles_fit,
     random_rotations,
     rotate_map,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "ball",
     "blobs_potential",
     "build_specimen",
+    "check_particles_fit",
     "builtin_particle",
     "cache_dir",
     "demo_specimen",

@@ -130,6 +130,47 @@ def _label_radius(mask: np.ndarray) -> float:
     return float(np.sqrt((idx**2).sum(1)).max()) + math.sqrt(3) / 2 if len(idx) else 0.0
 
 
+def check_particles_fit(
+    classes: Sequence[ParticleClass],
+    shape: tuple[int, int, int],
+    voxel_size_a: float,
+    *,
+    slab_voxels: int | None = None,
+    n_vesicles: int = 0,
+    vesicle_radius_a: tuple[float, float] = (200.0, 400.0),
+    label_fraction: float = 0.2,
+) -> None:
+    """Refuse, before any placement, a class or vesicles too large for the box and slab.
+
+    The same limits as `build_specimen` applies to each instance, taken on the unrotated
+    maps (a rotation moves the labelled extent by interpolation only). Whether ``count``
+    instances fit *together* is only known by placing them; `build_specimen` says so.
+
+    Raises
+    ------
+    FaketInputError
+        Naming the class and its size.
+    """
+    nz, ny, nx = shape
+    slab = nz if slab_voxels is None else int(slab_voxels)
+    for c in classes:
+        reference = np.asarray(c.density)
+        if c.count == 0 or reference.size == 0 or not reference.max() > 0:
+            continue
+        radius = _label_radius(reference > label_fraction * float(reference.max()))
+        if 2 * radius > min(slab, ny, nx):
+            raise FaketInputError(
+                f"a {c.name!r} particle ({2 * radius * voxel_size_a / 10:.0f} nm) does not fit "
+                f"in the box {tuple(shape)} with a slab of {slab} voxels; enlarge --box or --slab"
+            )
+    if n_vesicles:
+        cap = 0.5 * min(slab, ny, nx) * voxel_size_a - 40.0
+        if min(vesicle_radius_a[0], cap) <= 45.0:
+            raise FaketInputError(
+                f"vesicles do not fit in a slab of {slab} voxels; make --slab thicker"
+            )
+
+
 @dataclass
 class _Kind:
     name: str

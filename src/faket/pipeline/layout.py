@@ -1,4 +1,4 @@
-"""Where a dataset's files go, and the seeds and pairing every task derives from the config.
+"""Where a dataset's files go, which of them faket writes, and the per-specimen seeds.
 
 Dataset layout (``run.output``)::
 
@@ -6,6 +6,8 @@ Dataset layout (``run.output``)::
     config.yaml                  the configuration of the run
     noise_stats.json             per-reference noise statistics (phase 2)
     report.html, report/*.png    the human report
+    .faket/file_hashes.json      SHA-256 of each input file, cached by size and mtime
+    references/                  the user's references reconstructed (source: files)
     model_<i>/                   one per tomogram, i = 0 .. n_tomograms - 1
         grandmodel.mrc, class_mask.mrc, occupancy_mask.mrc      labels (phantom)
         particle_locations.txt, particles.star, classes.json   particle lists
@@ -16,10 +18,15 @@ Dataset layout (``run.output``)::
         specimen.json            phase-1 completion marker
         provenance.json          config, versions, seed, device, timings; written LAST
     reference_<j>/               extra reference specimen when n_tomograms == 1 (j = 1)
+
+Only these names are faket's: ``--force`` removes them and nothing else, and a run
+removes the hidden temporary files (``.<name>.tmp-<8 hex>...``) an interrupted run left
+next to them.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +42,27 @@ RECONSTRUCTED = ("noiseless", "baseline", "noisy", "faket", "reference")
 
 LABEL_FILES = SPECIMEN_FILES
 """The phantom stage's files in each tomogram folder."""
+
+SPECIMEN_FOLDER_FILES = (
+    *LABEL_FILES,
+    "tilt_angles.tlt",
+    "noiseless.mrc",
+    "reference.mrc",
+    *(f"{m}.mrc" for m in MODALITY_FILES),
+    *(f"tomogram_{m}.mrc" for m in RECONSTRUCTED),
+    "specimen.json",
+    "provenance.json",
+)
+"""Every file faket may write in a ``model_<i>`` or ``reference_<j>`` folder."""
+
+DATASET_FILES = ("dataset.json", "config.yaml", "noise_stats.json", "report.html")
+"""The files faket writes at the dataset's root."""
+
+DATASET_FOLDERS = ("report", "references", ".faket")
+"""The folders at the root whose files are all faket's."""
+
+_SPECIMEN_FOLDER = re.compile(r"^(model|reference)_\d+$")
+_TEMP_FILE = re.compile(r"^\..+\.tmp-[0-9a-f]{8}")
 
 
 def n_specimens(config: FaketConfig) -> int:
@@ -58,7 +86,7 @@ def style_source(config: FaketConfig, index: int) -> int:
 def specimen_dir(config: FaketConfig, index: int) -> Path:
     """Return the folder of specimen ``index``: ``model_<i>`` or ``reference_<i>``."""
     kind = "model" if index < config.run.n_tomograms else "reference"
-    return config.run.output / f"{kind}_{index}"
+    return Path(config.run.output) / f"{kind}_{index}"
 
 
 def specimen_seed(config: FaketConfig, index: int) -> int:
@@ -67,17 +95,59 @@ def specimen_seed(config: FaketConfig, index: int) -> int:
     return int(state[0] & 0x7FFFFFFF)
 
 
-def tilt_angles(config: FaketConfig) -> np.ndarray:
-    """Return the tilt angles in degrees: the angles file, or min to max in steps."""
-    p = config.projection
-    if p.angles_file is not None:
-        from faket.io import read_tilt_angles
+def written_by_faket(path: Path, output: Path) -> bool:
+    """Return whether ``path`` is (or may become) one of the dataset's own files."""
+    try:
+        relative = Path(path).resolve().relative_to(Path(output).resolve())
+    except ValueError:
+        return False
+    parts = relative.parts
+    if len(parts) == 1:
+        return parts[0] in DATASET_FILES
+    if parts[0] in DATASET_FOLDERS:
+        return True
+    return (
+        len(parts) == 2
+        and bool(_SPECIMEN_FOLDER.match(parts[0]))
+        and (parts[1] in SPECIMEN_FOLDER_FILES)
+    )
 
-        return read_tilt_angles(p.angles_file)
-    n = int(np.floor((p.tilt_max_deg - p.tilt_min_deg) / p.tilt_step_deg + 1e-6)) + 1
-    return p.tilt_min_deg + p.tilt_step_deg * np.arange(n, dtype=np.float64)
+
+def _faket_folders(output: Path) -> list[Path]:
+    """Return the dataset's folders that hold faket's files (those that exist)."""
+    folders = [output, *(output / name for name in DATASET_FOLDERS)]
+    if output.is_dir():
+        folders += [p for p in output.iterdir() if p.is_dir() and _SPECIMEN_FOLDER.match(p.name)]
+    return [f for f in folders if f.is_dir()]
 
 
-def resume_key(config: FaketConfig, index: int) -> str:
-    """Return the key a finished tomogram's provenance must hold to be skipped."""
-    return f"{config.content_hash()}:{specimen_seed(config, index)}"
+def remove_stale_temporaries(output: Path) -> list[Path]:
+    """Remove the hidden temporary files an interrupted run left in the dataset.
+
+    Only names of faket's atomic writes (``.<name>.tmp-<8 hex>...``) in faket's folders.
+    Run it before a run starts, never while another run writes to the same folder.
+    """
+    removed = []
+    for folder in _faket_folders(output):
+        for file in folder.iterdir():
+            if file.is_file() and _TEMP_FILE.match(file.name):
+                file.unlink(missing_ok=True)
+                removed.append(file)
+    return removed
+
+
+def remove_written_files(output: Path) -> list[Path]:
+    """Remove the files faket wrote in a dataset (for ``--force``); keep everything else.
+
+    Folders that are empty afterwards are removed too; a folder that holds a file of the
+    user's stays, with that file.
+    """
+    removed = remove_stale_temporaries(output)
+    for folder in _faket_folders(output):
+        for file in folder.iterdir():
+            if file.is_file() and written_by_faket(file, output):
+                file.unlink()
+                removed.append(file)
+        if folder != output and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed

@@ -9,15 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from faket.config import FaketConfig
 from faket.io import read_mrc, read_noise_stats, read_particle_locations
-from faket.pipeline.layout import (
-    MODALITY_FILES,
-    RECONSTRUCTED,
-    specimen_dir,
-    style_source,
-    tilt_angles,
-)
+from faket.pipeline.layout import MODALITY_FILES, RECONSTRUCTED
+from faket.pipeline.plan import RunPlan
 
 FIGURES = ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
 """The report's PNGs, written to ``report/<name>.png``."""
@@ -27,14 +21,14 @@ def _curves(stats: Any) -> dict[str, np.ndarray]:
     return {k: getattr(stats, k).numpy() for k in ("r", "sigma", "mean", "std")}
 
 
-def _style_reference_name(config: FaketConfig, index: int) -> str:
-    j = style_source(config, index)
-    if config.reference.source == "files":
-        return f"reference ({Path(config.reference.tilt_series[j]).name})"
-    return f"reference ({specimen_dir(config, j).name})"
+def _style_reference_name(plan: RunPlan, index: int) -> str:
+    j = plan.specimens[index].style_source
+    if plan.config.reference.source == "files":
+        return f"reference ({plan.references[j].tilt_series.name})"
+    return f"reference ({plan.specimens[j].folder.name})"
 
 
-def write_dataset_report(config: FaketConfig) -> Path:
+def write_dataset_report(plan: RunPlan) -> Path:
     """Draw the figures of tomogram 0 and write ``report.html``; return its path."""
     from faket.noise import MODALITIES, aggregate_tilt_stats, radial_power_spectrum
     from faket.phantom import builtin_particle
@@ -48,13 +42,14 @@ def write_dataset_report(config: FaketConfig) -> Path:
         write_report,
     )
 
-    out = config.run.output
+    config = plan.config
+    out = plan.output
     figures = out / "report"
     figures.mkdir(exist_ok=True)
-    model = specimen_dir(config, 0)
-    angles = tilt_angles(config)
-    ref_name = _style_reference_name(config, 0)
-    series = {ref_name: style_reference(config, 0).numpy()}
+    model = plan.specimens[0].folder
+    angles = plan.tilt_angles
+    ref_name = _style_reference_name(plan, 0)
+    series = {ref_name: style_reference(plan, 0).numpy()}
     for name in ("noiseless", *MODALITY_FILES):
         series[name] = read_mrc(model / f"{name}.mrc", ndim=3).data
     plot_projections(
@@ -87,7 +82,7 @@ def write_dataset_report(config: FaketConfig) -> Path:
     points = [(p.z / binning, p.y / binning, p.x / binning) for p in particles]
     plot_tomogram_slices(tomograms, figures / "tomograms.png", points_zyx=points)
 
-    v = config.phantom.voxel_size_a
+    v = plan.voxel_size_a
     gallery = {kind: builtin_particle(kind, v) for kind in config.phantom.builtin}
     for entry in config.phantom.structures:
         from faket.phantom import load_structure
@@ -98,30 +93,32 @@ def write_dataset_report(config: FaketConfig) -> Path:
     if gallery:
         plot_particle_gallery(gallery, figures / "particle_library.png", voxel_size_a=v)
 
-    sections = _sections(config, ref_name, stats, bool(gallery))
+    sections = _sections(plan, ref_name, stats, bool(gallery))
     path = out / "report.html"
     write_report(path, f"faket dataset: {out.name}", sections)
     return path
 
 
-def _timings_table(config: FaketConfig) -> list[list[str]]:
+def _timings_table(plan: RunPlan) -> list[list[str]]:
     rows: list[dict[str, float]] = []
-    for i in range(config.run.n_tomograms):
-        file = specimen_dir(config, i) / "provenance.json"
+    tomograms = plan.specimens[: plan.n_tomograms]
+    for spec in tomograms:
+        file = spec.folder / "provenance.json"
         data = json.loads(file.read_text(encoding="utf-8")) if file.is_file() else {}
         rows.append(data.get("timings_s", {}))
     stages = list(dict.fromkeys(k for row in rows for k in row))
     table = [["tomogram", *stages, "total"]]
-    for i, row in enumerate(rows):
+    for spec, row in zip(tomograms, rows, strict=True):
         cells = [f"{row[s]:.2f}" if s in row else "" for s in stages]
-        table.append([specimen_dir(config, i).name, *cells, f"{sum(row.values()):.2f}"])
+        table.append([spec.folder.name, *cells, f"{sum(row.values()):.2f}"])
     return table
 
 
-def _sections(config: FaketConfig, ref_name: str, stats: list[Any], gallery: bool) -> list[Any]:
+def _sections(plan: RunPlan, ref_name: str, stats: list[Any], gallery: bool) -> list[Any]:
     from faket.report import Section
 
-    n = config.run.n_tomograms
+    config = plan.config
+    n = plan.n_tomograms
     pairing = (
         "Tomogram i is styled with the microscope's reference tilt-series of specimen "
         "(i + 1) mod n, never with one of its own content."
@@ -133,7 +130,7 @@ def _sections(config: FaketConfig, ref_name: str, stats: list[Any], gallery: boo
             "Run",
             text=f"{n} tomogram(s) of {tuple(config.phantom.shape_zyx)} voxels (z, y, x) at "
             f"{config.phantom.voxel_size_a:g} A, seed {config.run.seed}, style backbone "
-            f"{config.style.backbone} ({config.run.precision}). {pairing} The figures show "
+            f"{config.style.backbone} ({plan.precision}). {pairing} The figures show "
             f"model_0, styled with {ref_name}.",
         ),
         Section(
@@ -170,5 +167,5 @@ def _sections(config: FaketConfig, ref_name: str, stats: list[Any], gallery: boo
                 "The particle classes placed in every tomogram (projections along Z and X).",
             )
         )
-    sections.append(Section("Timings (seconds per stage)", table=_timings_table(config)))
+    sections.append(Section("Timings (seconds per stage)", table=_timings_table(plan)))
     return sections

@@ -1,14 +1,14 @@
-"""Run a whole dataset: the three phases, in-process, in worker processes or on dask.
+"""Run a whole dataset: pre-flight, then the three phases in-process, in workers or on dask.
 
 Each task is one specimen (phase 1) or one tomogram (phase 3), a top-level function
-``fn(config, index)`` that writes its own folder; so any executor can run it, and a
-re-run skips what is finished (see `faket.pipeline.stages`).
+``fn(plan, index)`` that writes its own folder; so any executor can run it, and a
+re-run skips what is finished (see `faket.pipeline.stages`). Nothing is written before
+:func:`faket.pipeline.plan.plan_run` has checked every input and limit.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -17,18 +17,19 @@ from typing import Any
 
 from faket.config import FaketConfig
 from faket.io import write_json
+from faket.pipeline._workers import die_with_parent
+from faket.pipeline.inputs import write_hash_cache
 from faket.pipeline.layout import (
     LABEL_FILES,
     MODALITY_FILES,
     RECONSTRUCTED,
-    n_specimens,
-    specimen_dir,
-    specimen_seed,
-    style_source,
+    remove_stale_temporaries,
+    remove_written_files,
 )
-from faket.pipeline.stages import estimate_noise, make_tomogram, prepare_specimen, resolve_device
+from faket.pipeline.plan import RunPlan, plan_run
+from faket.pipeline.stages import estimate_noise, is_done, make_tomogram, prepare_specimen
 
-Task = Callable[[FaketConfig, int], dict[str, float]]
+Task = Callable[[RunPlan, int], dict[str, float]]
 
 
 @dataclass
@@ -40,27 +41,30 @@ class DatasetResult:
     made : list of int
         Tomograms made by this run.
     skipped : list of int
-        Tomograms already finished with the same config and seed.
+        Tomograms already finished with the same config, inputs and seed.
     timings_s : dict
         Tomogram index -> stage -> seconds (this run's work only).
     report : str
         Path of report.html.
+    plan : RunPlan or None
+        The resolved run.
     """
 
     made: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     timings_s: dict[int, dict[str, float]] = field(default_factory=dict)
     report: str = ""
+    plan: RunPlan | None = None
 
 
 def _map(
     task: Task,
-    config: FaketConfig,
+    plan: RunPlan,
     indices: Sequence[int],
     scheduler: str | Any | None,
     on_done: Callable[[int], None] | None,
 ) -> list[dict[str, float]]:
-    """Run ``task(config, i)`` for each index: dask, worker processes, or in-process."""
+    """Run ``task(plan, i)`` for each index: dask, worker processes, or in-process."""
     results: list[dict[str, float]] = []
     if not indices:
         return results
@@ -69,7 +73,7 @@ def _map(
 
         client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
         try:
-            futures = client.map(task, [config] * len(indices), list(indices), pure=False)
+            futures = client.map(task, [plan] * len(indices), list(indices), pure=False)
             results = client.gather(futures)
         finally:
             if client is not scheduler:
@@ -78,58 +82,65 @@ def _map(
             if on_done is not None:
                 on_done(i)
         return results
-    if config.run.workers > 1 and len(indices) > 1:
+    workers = plan.config.run.workers
+    if workers > 1 and len(indices) > 1:
+        import os
+
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(min(config.run.workers, len(indices)), mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(indices)),
+            mp_context=context,
+            initializer=die_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             for i, result in zip(
-                indices, pool.map(task, [config] * len(indices), indices), strict=True
+                indices, pool.map(task, [plan] * len(indices), indices), strict=True
             ):
                 results.append(result)
                 if on_done is not None:
                     on_done(i)
         return results
     for i in indices:
-        results.append(task(config, i))
+        results.append(task(plan, i))
         if on_done is not None:
             on_done(i)
     return results
 
 
-def dataset_index(config: FaketConfig) -> dict[str, Any]:
+def dataset_index(plan: RunPlan) -> dict[str, Any]:
     """Return the content of ``dataset.json``: every tomogram with its files and seed."""
-    v = config.phantom.voxel_size_a
+    config = plan.config
+    microscope = config.reference.source == "microscope"
     tomograms = []
-    for i in range(config.run.n_tomograms):
-        folder = specimen_dir(config, i)
+    for spec in plan.specimens[: plan.n_tomograms]:
         files = [*LABEL_FILES, "tilt_angles.tlt", "noiseless.mrc"]
         files += [f"{m}.mrc" for m in MODALITY_FILES]
-        recon = [
-            n for n in RECONSTRUCTED if n != "reference" or config.reference.source == "microscope"
-        ]
-        if config.reference.source == "microscope":
+        if microscope:
             files.append("reference.mrc")
-        files += [f"tomogram_{n}.mrc" for n in recon]
+        files += [f"tomogram_{n}.mrc" for n in RECONSTRUCTED if n != "reference" or microscope]
         files += ["provenance.json"]
         tomograms.append(
             {
-                "index": i,
-                "folder": folder.name,
-                "seed": specimen_seed(config, i),
-                "style_reference": style_source(config, i),
+                "index": spec.index,
+                "folder": spec.folder.name,
+                "seed": spec.seed,
+                "style_reference": spec.style_source,
                 "files": files,
             }
         )
     return {
         "faket_dataset": 1,
         "config_sha256": config.content_hash(),
-        "n_tomograms": config.run.n_tomograms,
+        "inputs_sha256": plan.inputs_sha256,
+        "n_tomograms": plan.n_tomograms,
         "shape_zyx": list(config.phantom.shape_zyx),
-        "voxel_size_a": v,
-        "tomogram_voxel_size_a": v * config.reconstruction.binning,
+        "voxel_size_a": plan.voxel_size_a,
+        "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
+        "tilt_angles_deg": list(plan.tilt_angles_deg),
         "reference_source": config.reference.source,
-        "reference_specimens": [specimen_dir(config, j).name for j in range(n_specimens(config))]
-        if config.reference.source == "microscope"
-        else [str(p) for p in config.reference.tilt_series],
+        "reference_specimens": [s.folder.name for s in plan.specimens]
+        if microscope
+        else [str(r.tilt_series) for r in plan.references],
         "tomograms": tomograms,
     }
 
@@ -140,22 +151,30 @@ def simulate_dataset(
     force: bool = False,
     scheduler: str | Any | None = None,
     report: bool = True,
+    on_plan: Callable[[RunPlan], None] | None = None,
     on_phase: Callable[[str, int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
 ) -> DatasetResult:
     """Make the dataset of ``config`` in ``config.run.output``.
+
+    Every input and limit is checked first (`plan_run`); a problem is one
+    :class:`faket.errors.FaketInputError` and nothing is written.
 
     Parameters
     ----------
     config : FaketConfig
         The run.
     force : bool
-        Redo every tomogram (delete the tomogram folders first) instead of resuming.
+        Redo every tomogram: remove the files faket wrote in the dataset first (files of
+        yours in its folders stay) instead of resuming.
     scheduler : str or dask.distributed.Client, optional
         Address of a running dask scheduler (or a client) to run the tasks on; default:
-        in-process, or ``run.workers`` spawned processes.
+        in-process, or ``run.workers`` spawned processes (they end with this process).
     report : bool
         Write report.html and its figures.
+    on_plan : callable, optional
+        Called with the checked plan before anything is written (e.g. to print its
+        resource estimate).
     on_phase : callable, optional
         Called with a phase's name and its number of tasks when it starts.
     on_done : callable, optional
@@ -165,42 +184,38 @@ def simulate_dataset(
     -------
     DatasetResult
     """
-    resolve_device(config.run.device)  # fail early, before any file is written
-    out = config.run.output
+    plan = plan_run(config)
+    if on_plan is not None:
+        on_plan(plan)
+    out = plan.output
     if force:
-        for j in range(n_specimens(config)):
-            shutil.rmtree(specimen_dir(config, j), ignore_errors=True)
+        remove_written_files(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
+    write_hash_cache(out, plan.file_hashes)
     config.to_yaml(out / "config.yaml")
-    result = DatasetResult()
-    before = {i for i in range(config.run.n_tomograms) if _finished(config, i)}
-    specimens = list(range(n_specimens(config)))
+    result = DatasetResult(plan=plan)
+    tomograms = plan.specimens[: plan.n_tomograms]
+    before = {s.index for s in tomograms if is_done(s.folder / "provenance.json", s.resume_key)}
     if on_phase is not None:
-        on_phase("specimens", len(specimens))
-    _map(prepare_specimen, config, specimens, scheduler, on_done)
+        on_phase("specimens", len(plan.specimens))
+    _map(prepare_specimen, plan, range(len(plan.specimens)), scheduler, on_done)
     if on_phase is not None:
         on_phase("noise statistics", 1)
-    estimate_noise(config)
-    todo = [i for i in range(config.run.n_tomograms) if i not in before]
+    estimate_noise(plan)
+    todo = [s.index for s in tomograms if s.index not in before]
     if on_phase is not None:
         on_phase("tomograms", len(todo))
-    for i, timings in zip(todo, _map(make_tomogram, config, todo, scheduler, on_done), strict=True):
+    for i, timings in zip(todo, _map(make_tomogram, plan, todo, scheduler, on_done), strict=True):
         result.timings_s[i] = timings
     result.made, result.skipped = todo, sorted(before)
-    write_json(dataset_index(config), out / "dataset.json")
+    write_json(dataset_index(plan), out / "dataset.json")
     if report:
         if on_phase is not None:
             on_phase("report", 1)
         from faket.pipeline.report import write_dataset_report
 
         start = time.perf_counter()
-        result.report = str(write_dataset_report(config))
+        result.report = str(write_dataset_report(plan))
         result.timings_s.setdefault(-1, {})["report"] = time.perf_counter() - start
     return result
-
-
-def _finished(config: FaketConfig, index: int) -> bool:
-    from faket.pipeline.layout import resume_key
-    from faket.pipeline.stages import is_done
-
-    return is_done(specimen_dir(config, index) / "provenance.json", resume_key(config, index))

@@ -1,4 +1,4 @@
-"""The pipeline's three phases; each task is a top-level, picklable ``fn(config, index)``.
+"""The pipeline's three phases; each task is a top-level, picklable ``fn(plan, index)``.
 
 - Phase 1, :func:`prepare_specimen` (parallel over specimens): phantom -> noiseless
   projections -> (microscope source) the microscope's reference tilt-series of the same
@@ -9,11 +9,12 @@
   polynomial fit (REFERENCE.md section 2), which is why this phase sits between the two
   parallel ones.
 - Phase 3, :func:`make_tomogram` (parallel over tomograms): BASELINE, NOISY, CONTENT ->
-  FAKET (styled with the reference of ANOTHER specimen, `style_source`) -> reconstructions.
+  FAKET (styled with the reference of ANOTHER specimen) -> reconstructions.
   ``provenance.json`` is written last: it marks the tomogram complete.
 
-The stages are wired, not reimplemented: every numeric step is a call into the stage
-packages.
+Every derived value (angles, seeds, folders, pairing, thickness, microscope settings,
+resume keys) comes from the :class:`faket.pipeline.plan.RunPlan`; the stages are wired,
+not reimplemented: every numeric step is a call into the stage packages.
 """
 
 from __future__ import annotations
@@ -24,9 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from faket.config import FaketConfig
@@ -42,15 +42,10 @@ from faket.io import (
     write_tilt_angles,
 )
 from faket.io.provenance import write_provenance
-from faket.pipeline.layout import (
-    MODALITY_FILES,
-    n_specimens,
-    resume_key,
-    specimen_dir,
-    specimen_seed,
-    style_source,
-    tilt_angles,
-)
+from faket.pipeline.layout import MODALITY_FILES, RECONSTRUCTED
+
+if TYPE_CHECKING:
+    from faket.pipeline.plan import RunPlan
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,9 +98,9 @@ def particle_classes(config: FaketConfig) -> list[Any]:
 
     p = config.phantom
     classes = []
-    for entry in p.structures:
+    for k, entry in enumerate(p.structures):
         if not entry.path.is_file():
-            raise FaketInputError("phantom.structures: no such file", entry.path)
+            raise FaketInputError(f"phantom.structures[{k}].path: no such file", entry.path)
         density = load_structure(entry.path, p.voxel_size_a, cache=p.cache_dir)
         name = entry.path.name.split(".")[0] or "structure"
         classes.append(ParticleClass(name, density, entry.count, str(entry.path)))
@@ -115,57 +110,51 @@ def particle_classes(config: FaketConfig) -> list[Any]:
     return classes
 
 
-def prepare_specimen(config: FaketConfig, index: int) -> dict[str, float]:
+def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     """Phase 1 for specimen ``index``: labels, noiseless projections, microscope reference.
 
     Skipped when its ``specimen.json`` holds the current resume key. Returns the
     seconds per stage (empty when skipped).
     """
     from faket.io.specimen_files import write_specimen
-    from faket.microscope import MicroscopeSettings, simulate_tilt_series
+    from faket.microscope import simulate_tilt_series
     from faket.phantom import build_specimen
     from faket.projection import project_tilt_series
 
-    folder = specimen_dir(config, index)
-    key = resume_key(config, index)
-    marker = folder / "specimen.json"
-    if is_done(marker, key):
+    config, spec = plan.config, plan.specimens[index]
+    marker = spec.folder / "specimen.json"
+    if is_done(marker, spec.resume_key):
         return {}
     _set_threads(config)
-    device = resolve_device(config.run.device)
-    p = config.phantom
-    seed = specimen_seed(config, index)
-    angles = tilt_angles(config)
+    p, v = config.phantom, plan.voxel_size_a
     timer = _Timer()
-    folder.mkdir(parents=True, exist_ok=True)
     with timer("phantom"):
         specimen = build_specimen(
             particle_classes(config),
             p.shape_zyx,
-            p.voxel_size_a,
+            v,
             slab_voxels=p.slab_voxels,
             n_vesicles=p.vesicles,
             vesicle_radius_a=(10 * p.vesicle_radius_nm[0], 10 * p.vesicle_radius_nm[1]),
             n_fiducials=p.fiducials,
-            seed=seed,
+            seed=spec.seed,
         )
-        v = p.voxel_size_a
-        write_specimen(specimen, folder)
-    volume = torch.from_numpy(specimen.grandmodel).to(device)
+        write_specimen(specimen, spec.folder)
+    volume = torch.from_numpy(specimen.grandmodel).to(torch.device(plan.device))
     with timer("project"):
-        noiseless = project_tilt_series(volume, angles)
-        write_tilt_angles(angles, folder / "tilt_angles.tlt")
-        write_mrc(noiseless, folder / "noiseless.mrc", voxel_size_a=v)
-    if config.reference.source == "microscope":
+        noiseless = project_tilt_series(volume, plan.tilt_angles)
+        write_tilt_angles(plan.tilt_angles, spec.folder / "tilt_angles.tlt")
+        write_mrc(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
+    if plan.microscope is not None:
         with timer("microscope"):
-            slab = (p.slab_voxels or p.shape_zyx[0]) * v / 10
-            settings = MicroscopeSettings(**{"slab_nm": slab, **config.reference.microscope})
-            result = simulate_tilt_series(volume, angles, v, settings, seed=seed + 1)
-            write_mrc(result.counts, folder / "reference.mrc", voxel_size_a=v)
+            result = simulate_tilt_series(
+                volume, plan.tilt_angles, v, plan.microscope, seed=spec.seed + 1
+            )
+            write_mrc(result.counts, spec.folder / "reference.mrc", voxel_size_a=v)
     write_json(
         {
-            "resume_key": key,
-            "seed": seed,
+            "resume_key": spec.resume_key,
+            "seed": spec.seed,
             "n_particles": len(specimen.particles),
             "timings_s": timer.seconds,
         },
@@ -174,46 +163,29 @@ def prepare_specimen(config: FaketConfig, index: int) -> dict[str, float]:
     return timer.seconds
 
 
-def _stats_from_files(config: FaketConfig, n_tilts: int) -> list[Any]:
-    from faket.noise import estimate_tilt_stats
+def read_reference(
+    path: Path, angles_file: Path, n_tilts: int
+) -> tuple[torch.Tensor, float | None]:
+    """Read a user's reference tilt-series and check it against its angles and the run.
 
-    ref = config.reference
-    if config.noise.stats_file is not None:
-        if not config.noise.stats_file.is_file():
-            raise FaketInputError("noise.stats_file: no such file", config.noise.stats_file)
-        stats = read_noise_stats(config.noise.stats_file)
-    else:
-        stats = []
-        for path, clean, angles_file in zip(
-            ref.tilt_series, config.noise.noiseless, ref.angles, strict=True
-        ):
-            reference = read_reference(path, angles_file, n_tilts)
-            noiseless = torch.from_numpy(read_mrc(clean, ndim=3).data)
-            if noiseless.shape != reference.shape:
-                raise FaketInputError(
-                    f"noiseless shape {tuple(noiseless.shape)} differs from its reference "
-                    f"{path} {tuple(reference.shape)}",
-                    clean,
-                )
-            measured = estimate_tilt_stats(
-                reference, noiseless, tilt_angles_deg=read_tilt_angles(angles_file)
-            )
-            stats.append(dataclasses.replace(measured, source=str(path)))
-    for s in stats:
-        if len(s.r) != n_tilts:
-            raise FaketInputError(
-                f"noise statistics have {len(s.r)} tilts, the projections {n_tilts}",
-                config.noise.stats_file or "noise",
-            )
-    return stats
+    Returns
+    -------
+    data : torch.Tensor
+        ``(n_tilts, ny, nx)`` float32.
+    pixel_size_a : float or None
+        From the MRC header.
 
-
-def read_reference(path: Path, angles_file: Path, n_tilts: int) -> torch.Tensor:
-    """Read a user's reference tilt-series and check its tilt count against the run's."""
+    Raises
+    ------
+    FaketInputError
+        Naming the file: missing, not a 3-D stack, NaN/Inf, a constant tilt, or a tilt
+        count that differs from its angles file's or the run's.
+    """
     for file in (path, angles_file):
         if not Path(file).is_file():
             raise FaketInputError("reference: no such file", file)
-    data = torch.from_numpy(read_mrc(path, ndim=3).data)
+    mrc = read_mrc(path, ndim=3)
+    data = torch.from_numpy(mrc.data)
     n_angles = len(read_tilt_angles(angles_file))
     if data.shape[0] != n_angles or n_angles != n_tilts:
         raise FaketInputError(
@@ -221,10 +193,34 @@ def read_reference(path: Path, angles_file: Path, n_tilts: int) -> torch.Tensor:
             f"but the run projects {n_tilts} tilts",
             path,
         )
-    return data
+    if min(data.shape[1:]) < 2:
+        raise FaketInputError(f"images of {tuple(data.shape[1:])} pixels are too small", path)
+    flat = data.reshape(data.shape[0], -1)
+    constant = torch.nonzero(flat.amax(1) <= flat.amin(1)).flatten()
+    if constant.numel():
+        raise FaketInputError(f"tilt {int(constant[0])} is constant (an empty image)", path)
+    return data, mrc.voxel_size_a
 
 
-def estimate_noise(config: FaketConfig) -> list[Any]:
+def _stats_from_files(plan: RunPlan) -> list[Any]:
+    from faket.noise import estimate_tilt_stats
+
+    config = plan.config
+    if config.noise.stats_file is not None:
+        return read_noise_stats(config.noise.stats_file)
+    stats = []
+    for ref in plan.references:
+        assert ref.noiseless is not None  # the config requires stats_file or noiseless
+        reference, _ = read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))
+        noiseless = torch.from_numpy(read_mrc(ref.noiseless, ndim=3).data)
+        measured = estimate_tilt_stats(
+            reference, noiseless, tilt_angles_deg=list(ref.tilt_angles_deg)
+        )
+        stats.append(dataclasses.replace(measured, source=str(ref.tilt_series)))
+    return stats
+
+
+def estimate_noise(plan: RunPlan) -> list[Any]:
     """Phase 2: the noise statistics of every reference, written to ``noise_stats.json``.
 
     Microscope source: paired estimates from each reference specimen's (counts,
@@ -233,146 +229,180 @@ def estimate_noise(config: FaketConfig) -> list[Any]:
     """
     from faket.noise import estimate_tilt_stats
 
-    angles = tilt_angles(config)
-    if config.reference.source == "files":
-        stats = _stats_from_files(config, len(angles))
-        _reconstruct_user_references(config)
+    if plan.config.reference.source == "files":
+        stats = _stats_from_files(plan)
+        _reconstruct_user_references(plan)
     else:
         stats = []
-        for j in range(n_specimens(config)):
-            folder = specimen_dir(config, j)
-            reference = torch.from_numpy(read_mrc(folder / "reference.mrc", ndim=3).data)
-            noiseless = torch.from_numpy(read_mrc(folder / "noiseless.mrc", ndim=3).data)
-            measured = estimate_tilt_stats(reference, noiseless, tilt_angles_deg=angles)
-            stats.append(dataclasses.replace(measured, source=folder.name))
-    write_noise_stats(stats, config.run.output / "noise_stats.json")
+        for spec in plan.specimens:
+            reference = torch.from_numpy(read_mrc(spec.folder / "reference.mrc", ndim=3).data)
+            noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
+            measured = estimate_tilt_stats(reference, noiseless, tilt_angles_deg=plan.tilt_angles)
+            stats.append(dataclasses.replace(measured, source=spec.folder.name))
+    write_noise_stats(stats, plan.output / "noise_stats.json")
     return stats
 
 
-def _reconstruct_user_references(config: FaketConfig) -> None:
-    """Reconstruct each user reference once into ``references/tomogram_reference_<k>.mrc``."""
-    from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
+def _reconstruct_user_references(plan: RunPlan) -> None:
+    """Reconstruct each user reference once into ``references/tomogram_reference_<k>.mrc``.
 
-    r = config.reconstruction
-    folder = config.run.output / "references"
-    n_tilts = len(tilt_angles(config))
-    for k, (path, angles_file) in enumerate(
-        zip(config.reference.tilt_series, config.reference.angles, strict=True)
-    ):
+    Redone when the reference, its angles or the reconstruction settings change (the
+    sidecar ``.json`` holds the run's resume key base).
+    """
+    folder = plan.output / "references"
+    key = f"{plan.config.content_hash()}:{plan.inputs_sha256}"
+    for k, ref in enumerate(plan.references):
         target = folder / f"tomogram_reference_{k}.mrc"
-        if target.is_file():
+        marker = folder / f"tomogram_reference_{k}.json"
+        if target.is_file() and is_done(marker, key):
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        reference = read_reference(path, angles_file, n_tilts)
-        binned, size = bin_tilt_series(
-            reference, r.binning, method=r.binning_method, pixel_size_a=read_mrc(path).voxel_size_a
-        )
-        thickness = r.thickness or max(1, config.phantom.shape_zyx[0] // r.binning)
-        tomogram = reconstruct_tomogram(
-            binned,
-            read_tilt_angles(angles_file),
-            filter_name=r.filter_name,
-            pad=r.filter_name == "ramp",
-            thickness=min(thickness, binned.shape[-1]),
-        )
+        reference, pixel_size = read_reference(ref.tilt_series, ref.angles, ref.shape[0])
+        tomogram, size = _reconstruct(plan, reference, ref.tilt_angles_deg, pixel_size)
         write_mrc(tomogram, target, voxel_size_a=size)
+        write_json({"resume_key": key, "source": str(ref.tilt_series)}, marker)
+
+
+def _reconstruct(
+    plan: RunPlan, series: torch.Tensor, angles: tuple[float, ...], pixel_size_a: float | None
+) -> tuple[torch.Tensor, float | None]:
+    """Bin and back-project one tilt-series with the run's settings."""
+    from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
+
+    r = plan.config.reconstruction
+    binned, size = bin_tilt_series(
+        series.to(torch.device(plan.device)),
+        r.binning,
+        method=r.binning_method,
+        pixel_size_a=pixel_size_a,
+    )
+    tomogram = reconstruct_tomogram(
+        binned,
+        list(angles),
+        filter_name=r.filter_name,
+        pad=r.filter_name == "ramp",
+        thickness=min(plan.thickness, binned.shape[-1]),
+    )
+    return tomogram, size
 
 
 @lru_cache(maxsize=2)
-def _backbone(name: str, weights: str | None, device: str) -> Any:
+def load_style_backbone(name: str, weights: str | None, device: str) -> Any:
+    """Return the style backbone on ``device``, loaded once per process."""
     from faket.style import load_backbone
 
     return load_backbone(name, weights_path=weights).to(torch.device(device))
 
 
-def style_reference(config: FaketConfig, index: int) -> torch.Tensor:
+def style_reference(plan: RunPlan, index: int) -> torch.Tensor:
     """Return the reference tilt-series that styles tomogram ``index`` (another content)."""
-    j = style_source(config, index)
-    if config.reference.source == "files":
-        ref = config.reference
-        return read_reference(ref.tilt_series[j], ref.angles[j], len(tilt_angles(config)))
-    return torch.from_numpy(read_mrc(specimen_dir(config, j) / "reference.mrc", ndim=3).data)
+    j = plan.specimens[index].style_source
+    if plan.config.reference.source == "files":
+        ref = plan.references[j]
+        return read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))[0]
+    return torch.from_numpy(read_mrc(plan.specimens[j].folder / "reference.mrc", ndim=3).data)
 
 
-def make_tomogram(config: FaketConfig, index: int) -> dict[str, float]:
+def _style_name(plan: RunPlan, index: int) -> str:
+    """Return the file of the reference that styles tomogram ``index`` (for messages)."""
+    j = plan.specimens[index].style_source
+    if plan.config.reference.source == "files":
+        return str(plan.references[j].tilt_series)
+    return str(plan.specimens[j].folder / "reference.mrc")
+
+
+def _make_modalities(
+    plan: RunPlan, index: int, noiseless: torch.Tensor, timer: _Timer
+) -> dict[str, torch.Tensor]:
+    """BASELINE, NOISY and CONTENT of tomogram ``index``, written."""
+    from faket.noise import make_modality
+
+    spec = plan.specimens[index]
+    stats = read_noise_stats(plan.output / "noise_stats.json")
+    series = {}
+    with timer("modalities"):
+        for k, name in enumerate(MODALITY_FILES[:-1]):
+            series[name] = make_modality(
+                noiseless,
+                stats,
+                name,
+                seed=spec.seed + 10 + k,
+                name=str(spec.folder / "noiseless.mrc"),
+            )
+            write_mrc(series[name], spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
+    return series
+
+
+def _make_faket(plan: RunPlan, index: int, series: dict[str, torch.Tensor]) -> torch.Tensor:
+    from faket._runtime import heap_trimmer
+    from faket.style import StyleSettings
+    from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
+
+    s, device = plan.config.style, torch.device(plan.device)
+    folder = plan.specimens[index].folder
+    model = load_style_backbone(
+        s.backbone, None if s.weights_path is None else str(s.weights_path), plan.device
+    )
+    faket = stylize_tilt_series(
+        model,
+        series["noisy"],
+        series["content"],
+        style_reference(plan, index).to(device),
+        StyleSettings(iterations=s.iterations, step_size=s.step_size),
+        precision=plan.precision,
+        tile=s.tile,
+        # As faket style: heap reuse must not grow memory from tomogram to tomogram.
+        progress=heap_trimmer(DEFAULT_MEMORY_BUDGET_BYTES),
+        names=(str(folder / "noisy.mrc"), str(folder / "content.mrc"), _style_name(plan, index)),
+    )
+    write_mrc(faket, folder / "faket.mrc", voxel_size_a=plan.voxel_size_a)
+    return faket
+
+
+def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
     """Phase 3 for tomogram ``index``: modalities, FAKET, reconstructions, provenance.
 
     Skipped when its ``provenance.json`` holds the current resume key. Returns the
     seconds per stage of the whole tomogram (phase 1 included; empty when skipped).
     """
-    from faket._runtime import heap_trimmer
-    from faket.noise import make_modality
-    from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
-    from faket.style import StyleSettings
-    from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
-
-    folder = specimen_dir(config, index)
-    key = resume_key(config, index)
-    if is_done(folder / "provenance.json", key):
+    config, spec = plan.config, plan.specimens[index]
+    if is_done(spec.folder / "provenance.json", spec.resume_key):
         return {}
     _set_threads(config)
-    device = resolve_device(config.run.device)
-    seed = specimen_seed(config, index)
-    angles = tilt_angles(config)
-    v = config.phantom.voxel_size_a
+    device = torch.device(plan.device)
     timer = _Timer()
-    stats = read_noise_stats(config.run.output / "noise_stats.json")
-    noiseless = torch.from_numpy(read_mrc(folder / "noiseless.mrc", ndim=3).data).to(device)
-    series: dict[str, torch.Tensor] = {"noiseless": noiseless}
-    with timer("modalities"):
-        for k, name in enumerate(MODALITY_FILES[:-1]):
-            series[name] = make_modality(noiseless, stats, name, seed=seed + 10 + k)
-            write_mrc(series[name], folder / f"{name}.mrc", voxel_size_a=v)
+    noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
+    series = {"noiseless": noiseless.to(device)}
+    series.update(_make_modalities(plan, index, series["noiseless"], timer))
     with timer("style"):
-        s = config.style
-        model = _backbone(
-            s.backbone, None if s.weights_path is None else str(s.weights_path), str(device)
-        )
-        series["faket"] = stylize_tilt_series(
-            model,
-            series["noisy"],
-            series["content"],
-            style_reference(config, index).to(device),
-            StyleSettings(iterations=s.iterations, step_size=s.step_size),
-            precision=config.run.precision,
-            tile=s.tile,
-            # As faket style: heap reuse must not grow memory from tomogram to tomogram.
-            progress=heap_trimmer(DEFAULT_MEMORY_BUDGET_BYTES),
-        )
-        write_mrc(series["faket"], folder / "faket.mrc", voxel_size_a=v)
-    if config.reference.source == "microscope":
-        series["reference"] = torch.from_numpy(read_mrc(folder / "reference.mrc", ndim=3).data)
+        series["faket"] = _make_faket(plan, index, series)
+    if plan.microscope is not None:
+        reference = read_mrc(spec.folder / "reference.mrc", ndim=3).data
+        series["reference"] = torch.from_numpy(reference)
     with timer("reconstruct"):
-        r = config.reconstruction
-        thickness = r.thickness or max(1, config.phantom.shape_zyx[0] // r.binning)
-        for name in ("noiseless", "baseline", "noisy", "faket", "reference"):
-            if name not in series:
-                continue
-            binned, size = bin_tilt_series(
-                series[name].to(device), r.binning, method=r.binning_method, pixel_size_a=v
-            )
-            tomogram = reconstruct_tomogram(
-                binned,
-                angles,
-                filter_name=r.filter_name,
-                pad=r.filter_name == "ramp",
-                thickness=thickness,
-            )
-            write_mrc(tomogram, folder / f"tomogram_{name}.mrc", voxel_size_a=size)
-    phase1 = read_json_object(folder / "specimen.json") or {}
+        for name in RECONSTRUCTED:
+            if name in series:
+                tomogram, size = _reconstruct(
+                    plan, series[name], plan.tilt_angles_deg, plan.voxel_size_a
+                )
+                write_mrc(tomogram, spec.folder / f"tomogram_{name}.mrc", voxel_size_a=size)
+    phase1 = read_json_object(spec.folder / "specimen.json") or {}
     timings = {**phase1.get("timings_s", {}), **timer.seconds}
     write_provenance(
-        folder / "provenance.json",
+        spec.folder / "provenance.json",
         {
-            "resume_key": key,
+            "resume_key": spec.resume_key,
             "config_sha256": config.content_hash(),
+            "inputs_sha256": plan.inputs_sha256,
             "config": config.model_dump(mode="json"),
             "index": index,
-            "seed": seed,
-            "style_reference": style_source(config, index),
-            "device": str(device),
-            "tilt_angles_deg": np.asarray(angles).tolist(),
-            "voxel_size_a": v,
+            "seed": spec.seed,
+            "style_reference": spec.style_source,
+            "device": plan.device,
+            "precision": plan.precision,
+            "tilt_angles_deg": list(plan.tilt_angles_deg),
+            "voxel_size_a": plan.voxel_size_a,
+            "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
             "timings_s": timings,
         },
     )

@@ -1,0 +1,361 @@
+"""The run plan: every derived value of a run, resolved once, after every input is checked.
+
+:func:`plan_run` is the pre-flight of ``faket simulate``. It reads and checks every file
+the configuration names (angles, structures, reference tilt-series, their angles and
+noiseless pairs, the stats file, the backbone weights), every cross-field limit, the
+device, the output folder, and the disk and memory the dataset needs; only then does the
+run write its first byte. What it resolves (tilt angles, seeds, folders, the style
+pairing, pixel sizes, the tomogram thickness, the microscope settings, the resume keys)
+goes into one frozen, picklable :class:`RunPlan` that every task reads: no stage derives
+any of it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faket.config import FaketConfig
+from faket.errors import FaketInputError
+from faket.pipeline.inputs import input_files, inputs_digest, read_hash_cache
+from faket.pipeline.layout import (
+    n_specimens,
+    specimen_dir,
+    specimen_seed,
+    style_source,
+    written_by_faket,
+)
+from faket.pipeline.resources import ResourceEstimate, check_resources, estimate_resources
+
+
+@dataclass(frozen=True)
+class SpecimenPlan:
+    """One specimen of the run: a tomogram, or an extra reference specimen.
+
+    Attributes
+    ----------
+    index : int
+        0-based; tomograms first.
+    folder : Path
+        ``model_<i>`` (a tomogram) or ``reference_<i>``.
+    seed : int
+        Its seed, derived from ``run.seed``.
+    resume_key : str
+        What its markers must hold to be skipped on a re-run.
+    style_source : int
+        Which reference styles it (tomograms; never its own content), else -1.
+    """
+
+    index: int
+    folder: Path
+    seed: int
+    resume_key: str
+    style_source: int
+
+
+@dataclass(frozen=True)
+class ReferenceFile:
+    """A user's reference tilt-series (``reference.source: files``), checked.
+
+    Attributes
+    ----------
+    tilt_series, angles : Path
+        The MRC stack and its angles file.
+    noiseless : Path or None
+        Its noiseless counterpart (paired statistics), when given.
+    shape : tuple of int
+        ``(n_tilts, ny, nx)``.
+    tilt_angles_deg : tuple of float
+        Its angles, file order.
+    pixel_size_a : float or None
+        From its MRC header.
+    """
+
+    tilt_series: Path
+    angles: Path
+    noiseless: Path | None
+    shape: tuple[int, int, int]
+    tilt_angles_deg: tuple[float, ...]
+    pixel_size_a: float | None
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything a run's tasks need, resolved once (see the module docstring).
+
+    Attributes
+    ----------
+    config : FaketConfig
+        The validated configuration.
+    output : Path
+        Absolute dataset folder.
+    tilt_angles_deg : tuple of float
+        The run's tilt angles, degrees, in projection order.
+    voxel_size_a, tomogram_voxel_size_a : float
+        Specimen voxel size and the tomograms' (times the binning), Angstrom.
+    thickness : int
+        Tomogram depth in binned voxels.
+    specimens : tuple of SpecimenPlan
+        Tomograms first, then any extra reference specimen.
+    references : tuple of ReferenceFile
+        The user's references (source: files), else empty.
+    microscope : MicroscopeSettings or None
+        The reference microscope (source: microscope).
+    device : str
+        The torch device the tasks use.
+    precision : str
+        The style transfer's precision, ``run.precision`` resolved for the device.
+    inputs_sha256 : str
+        Digest of the contents of every input file (part of each resume key).
+    resources : ResourceEstimate
+        Disk and memory the run needs.
+    file_hashes : dict
+        The per-file hash cache computed while planning (stored in the dataset).
+    """
+
+    config: FaketConfig
+    output: Path
+    tilt_angles_deg: tuple[float, ...]
+    voxel_size_a: float
+    tomogram_voxel_size_a: float
+    thickness: int
+    specimens: tuple[SpecimenPlan, ...]
+    references: tuple[ReferenceFile, ...]
+    microscope: Any
+    device: str
+    precision: str
+    inputs_sha256: str
+    resources: ResourceEstimate
+    file_hashes: dict[str, dict[str, object]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    @property
+    def n_tomograms(self) -> int:
+        """Number of tomograms (the specimens that are not extra references)."""
+        return self.config.run.n_tomograms
+
+    @property
+    def tilt_angles(self) -> np.ndarray:
+        """The tilt angles as a float64 array, degrees."""
+        return np.asarray(self.tilt_angles_deg, dtype=np.float64)
+
+
+def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPlan:
+    """Check every input and limit of ``config`` and resolve the run; write nothing.
+
+    Parameters
+    ----------
+    config : FaketConfig
+        A validated configuration.
+    check_resources_fit : bool
+        Refuse a run whose disk or memory estimate exceeds this machine's.
+
+    Returns
+    -------
+    RunPlan
+
+    Raises
+    ------
+    FaketInputError
+        One line naming the field or file and the problem, for the first problem found.
+    """
+    from faket._precision import resolve_precision
+    from faket.pipeline.stages import resolve_device
+
+    device = str(resolve_device(config.run.device))
+    precision = resolve_precision(config.run.precision, resolve_device(device))
+    output = Path(config.run.output).absolute()
+    _check_output_folder(output)
+    files = input_files(config)
+    _check_inputs_exist(files, output)
+    angles = resolve_tilt_angles(config)
+    _check_structures(config)
+    references = _check_references(config, angles)
+    _check_stats_file(config, len(angles))
+    style_bytes = _check_style(config, precision)
+    cache = read_hash_cache(output)
+    digest = inputs_digest(files, cache)
+    thickness = config.tomogram_thickness()
+    resources = estimate_resources(
+        config, len(angles), thickness, style_bytes, [r.shape for r in references]
+    )
+    if check_resources_fit:
+        check_resources(resources, output, already_written_bytes=_written_bytes(output))
+    # The resolved device type and precision change the last bits of the outputs.
+    base = f"{config.content_hash()}:{digest}:{torch_device_type(device)}:{precision}"
+    specimens = tuple(
+        SpecimenPlan(
+            index=j,
+            folder=specimen_dir(config, j).absolute(),
+            seed=specimen_seed(config, j),
+            resume_key=f"{base}:{specimen_seed(config, j)}",
+            style_source=style_source(config, j) if j < config.run.n_tomograms else -1,
+        )
+        for j in range(n_specimens(config))
+    )
+    v = config.phantom.voxel_size_a
+    return RunPlan(
+        config=config,
+        output=output,
+        tilt_angles_deg=tuple(float(a) for a in angles),
+        voxel_size_a=v,
+        tomogram_voxel_size_a=v * config.reconstruction.binning,
+        thickness=thickness,
+        specimens=specimens,
+        references=references,
+        microscope=config.microscope_settings()
+        if config.reference.source == "microscope"
+        else None,
+        device=device,
+        precision=precision,
+        inputs_sha256=digest,
+        resources=resources,
+        file_hashes=cache,
+    )
+
+
+def torch_device_type(device: str) -> str:
+    """Return ``cpu`` or ``cuda`` for a device name such as ``cuda:1``."""
+    return device.split(":")[0]
+
+
+def resolve_tilt_angles(config: FaketConfig) -> np.ndarray:
+    """Return the run's tilt angles in degrees: the angles file, or min to max in steps."""
+    p = config.projection
+    if p.angles_file is not None:
+        from faket.io import read_tilt_angles
+
+        return read_tilt_angles(p.angles_file)
+    n = int(np.floor((p.tilt_max_deg - p.tilt_min_deg) / p.tilt_step_deg + 1e-6)) + 1
+    return p.tilt_min_deg + p.tilt_step_deg * np.arange(n, dtype=np.float64)
+
+
+def _check_output_folder(output: Path) -> None:
+    """Refuse an output that is a file, or a folder that cannot be created or written."""
+    import os
+
+    if output.exists() and not output.is_dir():
+        raise FaketInputError("run.output: a file of that name exists, not a folder", output)
+    existing = output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FaketInputError(f"run.output: {existing} is a file, not a folder", output)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise FaketInputError(f"run.output: cannot write in {existing} (permission)", output)
+
+
+def _check_inputs_exist(files: list[tuple[str, Path]], output: Path) -> None:
+    """Every named file exists, and none lies where the run writes."""
+    for field, path in files:
+        if not Path(path).is_file():
+            raise FaketInputError(f"{field}: no such file", path)
+        if written_by_faket(Path(path), output):
+            raise FaketInputError(
+                f"{field}: this input lies where faket writes its dataset "
+                "(run.output); move it out of the dataset folder",
+                path,
+            )
+
+
+def _check_structures(config: FaketConfig) -> None:
+    """Load every structure (cached) and check that each class fits the box and slab."""
+    from faket.phantom import check_particles_fit
+    from faket.pipeline.stages import particle_classes
+
+    p = config.phantom
+    check_particles_fit(
+        particle_classes(config),
+        p.shape_zyx,
+        p.voxel_size_a,
+        slab_voxels=p.slab_voxels,
+        n_vesicles=p.vesicles,
+        vesicle_radius_a=(10 * p.vesicle_radius_nm[0], 10 * p.vesicle_radius_nm[1]),
+    )
+
+
+def _check_references(config: FaketConfig, angles: np.ndarray) -> tuple[ReferenceFile, ...]:
+    """Read each user reference once: 3-D, finite, no constant tilt, tilt counts agree."""
+    if config.reference.source != "files":
+        return ()
+    from faket.io import read_tilt_angles
+    from faket.pipeline.stages import read_reference
+
+    ref = config.reference
+    checked = []
+    for k, (path, angles_file) in enumerate(zip(ref.tilt_series, ref.angles, strict=True)):
+        data, pixel_size = read_reference(path, angles_file, len(angles))
+        noiseless = config.noise.noiseless[k] if config.noise.noiseless else None
+        if noiseless is not None:
+            _check_noiseless_pair(noiseless, path, tuple(data.shape))
+        checked.append(
+            ReferenceFile(
+                tilt_series=Path(path).absolute(),
+                angles=Path(angles_file).absolute(),
+                noiseless=None if noiseless is None else Path(noiseless).absolute(),
+                shape=tuple(data.shape),  # type: ignore[arg-type]
+                tilt_angles_deg=tuple(float(a) for a in read_tilt_angles(angles_file)),
+                pixel_size_a=pixel_size,
+            )
+        )
+        del data
+    return tuple(checked)
+
+
+def _check_noiseless_pair(path: Path, reference: Path, shape: tuple[int, ...]) -> None:
+    from faket.io import read_mrc
+
+    data = read_mrc(path, ndim=3).data
+    if data.shape != shape:
+        raise FaketInputError(
+            f"noise.noiseless: shape {data.shape} differs from its reference {reference} {shape}",
+            path,
+        )
+    flat = data.reshape(data.shape[0], -1)
+    constant = np.flatnonzero(flat.max(1) <= flat.min(1))
+    if constant.size:
+        raise FaketInputError(
+            f"noise.noiseless: tilt {int(constant[0])} is constant (no signal to pair with)",
+            path,
+        )
+
+
+def _check_stats_file(config: FaketConfig, n_tilts: int) -> None:
+    if config.reference.source != "files" or config.noise.stats_file is None:
+        return
+    from faket.io import read_noise_stats
+
+    for s in read_noise_stats(config.noise.stats_file):
+        if s.n_tilts != n_tilts:
+            raise FaketInputError(
+                f"noise.stats_file: statistics for {s.n_tilts} tilts, the run projects {n_tilts}",
+                config.noise.stats_file,
+            )
+
+
+def _check_style(config: FaketConfig, precision: str) -> int:
+    """Load the backbone once (weights checked) and return one tilt's working bytes."""
+    from faket.pipeline.stages import load_style_backbone
+    from faket.style.series import style_bytes_per_tilt
+
+    s = config.style
+    load_style_backbone(s.backbone, None if s.weights_path is None else str(s.weights_path), "cpu")
+    _, ny, nx = config.phantom.shape_zyx
+    return style_bytes_per_tilt(ny, nx, precision, s.tile)
+
+
+def _written_bytes(output: Path) -> int:
+    """Bytes of faket's files already in ``output`` (a resumed run replaces them)."""
+    if not output.is_dir():
+        return 0
+    total = 0
+    for folder in (output, *(p for p in output.iterdir() if p.is_dir())):
+        for file in folder.iterdir():
+            if file.is_file() and written_by_faket(file, output):
+                total += file.stat().st_size
+    return total

@@ -1,0 +1,187 @@
+"""Disk and memory a dataset will need, estimated before anything is written.
+
+The estimates are sums of the arrays each stage holds and writes (float32 volumes and
+tilt-series, the sparse projection and back-projection operators, the style transfer's
+working budget), so they scale with the box, the tilt count, the binning and the number
+of tomograms exactly as the run does. They were checked against measured runs (the
+README's "Datasets" section gives the figures); the memory estimate is an upper bound
+within a factor of about 1.5.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from faket.config import FaketConfig
+from faket.errors import FaketInputError
+
+_F32 = 4
+_MRC_HEADER = 1024
+_SMALL_FILES_BYTES = 64 * 1024  # angles, particle lists, classes, markers, provenance
+_PARTICLE_LINE_BYTES = 200  # one particle in particle_locations.txt and particles.star
+_REPORT_BYTES = 4 * 2**20
+_OPERATOR_BYTES_PER_NONZERO = 8  # float32 weight + int32 column index
+_NONZEROS_PER_RAY_VOXEL = 2  # bilinear weights along one detector coordinate
+_PROCESS_BASE_BYTES = 600 * 2**20  # python, torch, libraries
+_BACKBONE_BYTES = 100 * 2**20
+_PROJECTION_CHUNK_BYTES = 256 * 2**20
+_MICROSCOPE_TILT_COPIES = 12  # counts, noiseless, complex exit waves of a batch of tilts
+
+
+@dataclass(frozen=True)
+class ResourceEstimate:
+    """What a run is expected to need.
+
+    Attributes
+    ----------
+    disk_bytes : int
+        Bytes of the files the whole dataset will hold.
+    memory_bytes : int
+        Peak resident memory of one task (one specimen or one tomogram), in bytes.
+    workers : int
+        Tasks that run at once on this machine.
+    """
+
+    disk_bytes: int
+    memory_bytes: int
+    workers: int
+
+    def describe(self) -> str:
+        """Return a one-line summary, e.g. ``about 1.2 GB on disk, 2.5 GiB per task``."""
+        per_task = self.memory_bytes / 2**30
+        return (
+            f"about {self.disk_bytes / 1e9:.2f} GB on disk, {per_task:.1f} GiB of memory "
+            f"per task x {self.workers} worker(s)"
+        )
+
+
+def estimate_resources(
+    config: FaketConfig,
+    n_tilts: int,
+    thickness: int,
+    style_bytes_per_tilt: int,
+    reference_shapes: list[tuple[int, int, int]],
+) -> ResourceEstimate:
+    """Estimate the disk and memory of a run.
+
+    Parameters
+    ----------
+    config : FaketConfig
+        The run.
+    n_tilts : int
+        Tilts per tilt-series.
+    thickness : int
+        Tomogram depth in binned voxels.
+    style_bytes_per_tilt : int
+        Working memory of the style transfer for one tilt (or tile) at the run's precision.
+    reference_shapes : list of (int, int, int)
+        Shapes of the user's reference tilt-series (source: files), else empty.
+    """
+    nz, ny, nx = config.phantom.shape_zyx
+    b = config.reconstruction.binning
+    volume = _F32 * nz * ny * nx
+    series = _F32 * n_tilts * ny * nx
+    tomogram = _F32 * thickness * (ny // b) * (nx // b)
+    n_particles = sum(config.phantom.builtin.values()) + sum(
+        s.count for s in config.phantom.structures
+    )
+    microscope = config.reference.source == "microscope"
+    per_tomogram = (
+        3 * (volume + _MRC_HEADER)
+        + (6 if microscope else 5) * (series + _MRC_HEADER)
+        + (5 if microscope else 4) * (tomogram + _MRC_HEADER)
+        + _SMALL_FILES_BYTES
+        + 2 * _PARTICLE_LINE_BYTES * n_particles
+    )
+    n = config.run.n_tomograms
+    disk = n * per_tomogram + _REPORT_BYTES
+    if microscope and n == 1:  # the extra reference specimen
+        disk += 3 * volume + 2 * series
+    for _, ry, rx in reference_shapes:
+        disk += _F32 * thickness * (ry // b) * (rx // b) + _MRC_HEADER
+
+    projector = _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * nz * nx
+    phase1 = 3 * volume + projector + _PROJECTION_CHUNK_BYTES + series
+    if microscope:
+        phase1 += volume + _MICROSCOPE_TILT_COPIES * _F32 * 8 * ny * nx + 2 * series
+    back_projector = (
+        _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
+    )
+    style = max(style_bytes_per_tilt, 2 * 2**30)
+    phase3 = 7 * series + style + _BACKBONE_BYTES + back_projector + tomogram + series // b**2
+    memory = _PROCESS_BASE_BYTES + max(phase1, phase3)
+    return ResourceEstimate(disk, memory, min(config.run.workers, n))
+
+
+def physical_memory_bytes() -> int | None:
+    """Return this machine's (or container's) memory in bytes; None when unknown."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    for cgroup in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(cgroup).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2**60:
+            limits.append(int(text))
+    return min(limits) if limits else None
+
+
+def free_disk_bytes(folder: Path) -> int:
+    """Return the free bytes of the file system that holds ``folder`` (or its nearest parent)."""
+    existing = Path(folder).absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    return shutil.disk_usage(existing).free
+
+
+def check_resources(
+    estimate: ResourceEstimate,
+    output: Path,
+    *,
+    already_written_bytes: int = 0,
+    memory_bytes: int | None = None,
+    free_bytes: int | None = None,
+) -> None:
+    """Refuse a run that cannot fit this machine's disk or memory.
+
+    Parameters
+    ----------
+    estimate : ResourceEstimate
+        From `estimate_resources`.
+    output : Path
+        The dataset folder.
+    already_written_bytes : int
+        Bytes of the dataset's files already there (a resumed run needs less).
+    memory_bytes, free_bytes : int, optional
+        The machine's memory and free disk; default: measured.
+
+    Raises
+    ------
+    FaketInputError
+        Naming ``run.output`` or ``run.workers`` and the numbers.
+    """
+    free = free_disk_bytes(output) if free_bytes is None else free_bytes
+    needed = estimate.disk_bytes - already_written_bytes
+    if needed > free:
+        raise FaketInputError(
+            f"run.output: the dataset needs about {needed / 1e9:.3g} GB more disk, but only "
+            f"{free / 1e9:.3g} GB are free there; lower run.n_tomograms or phantom.shape_zyx, "
+            "or use another folder",
+            output,
+        )
+    total = physical_memory_bytes() if memory_bytes is None else memory_bytes
+    peak = estimate.memory_bytes * estimate.workers
+    if total is not None and peak > total:
+        raise FaketInputError(
+            f"run.workers: {estimate.workers} task(s) at once need about {peak / 2**30:.3g} GiB "
+            f"of memory ({estimate.memory_bytes / 2**30:.3g} GiB each), this machine has "
+            f"{total / 2**30:.3g} GiB; lower run.workers, raise reconstruction.binning, set "
+            "style.tile, or use a smaller phantom.shape_zyx"
+        )
