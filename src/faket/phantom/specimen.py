@@ -251,6 +251,15 @@ def build_specimen(
         raise ValueError(f"the slab must be 1 to {nz} voxels thick (the box), got {slab}")
     if any(c.count < 0 for c in classes) or n_vesicles < 0 or n_fiducials < 0:
         raise ValueError("counts must not be negative")
+    check_particles_fit(
+        classes,
+        shape,
+        voxel_size_a,
+        slab_voxels=slab,
+        n_vesicles=n_vesicles,
+        vesicle_radius_a=vesicle_radius_a,
+        label_fraction=label_fraction,
+    )
     rng = np.random.default_rng(seed)
     z_lo = (nz - slab) / 2.0
     z_hi = z_lo + slab
@@ -267,11 +276,7 @@ def build_specimen(
     next_id = len(classes) + 1
     if n_vesicles:
         cap = 0.5 * min(slab, ny, nx) * voxel_size_a - 40.0
-        r_lo, r_hi = (min(r, cap) for r in vesicle_radius_a)
-        if r_lo <= 45.0:
-            raise FaketInputError(
-                f"vesicles do not fit in a slab of {slab} voxels; make --slab thicker"
-            )
+        r_lo, r_hi = (min(r, cap) for r in vesicle_radius_a)  # r_lo > 45: checked above
         radii = rng.uniform(r_lo, r_hi, n_vesicles)
         maps = [vesicle_map(float(r), voxel_size_a) for r in radii]
         kinds.append(_Kind("vesicle", next_id, maps, n_vesicles, label_fraction, False))
