@@ -6,7 +6,10 @@
   high-frequency plateau of its power spectrum; :func:`radial_power_spectrum`.
 - :func:`aggregate_tilt_stats`: polynomial fits over the tilt index, averaged over tomograms.
 - :func:`apply_noise` and :func:`make_modality`: the noisy, content and baseline modalities
-  (:data:`MODALITIES`).
+  (:data:`MODALITIES`), with the published or the spectral model (:data:`NOISE_MODELS`).
+- The spectral model: :class:`TiltSpectra` (radial transfer ``T(k)`` and noise power
+  ``N(k)`` per tilt), :func:`estimate_tilt_spectra`, :func:`aggregate_tilt_spectra`,
+  :func:`apply_spectral_noise`.
 """
 
 from faket.noise.aggregate import (
@@ -15,22 +18,40 @@ from faket.noise.aggregate import (
     fit_polynomial_coefficients,
     fit_tilt_stats,
 )
-from faket.noise.generate import MODALITIES, ModalitySpec, apply_noise, make_modality
+from faket.noise.generate import (
+    MODALITIES,
+    NOISE_MODELS,
+    ModalitySpec,
+    apply_noise,
+    make_modality,
+)
+from faket.noise.spectral import TiltSpectra, resample_spectra
+from faket.noise.spectral_aggregate import aggregate_tilt_spectra, common_frequency_grid
+from faket.noise.spectral_estimate import estimate_tilt_spectra
+from faket.noise.spectral_generate import apply_spectral_noise, radial_filter
 from faket.noise.stats import METHODS, TiltStats, estimate_tilt_stats
 from faket.noise.unlabelled import estimate_tilt_stats_unlabelled, radial_power_spectrum
 
 __all__ = [
     "METHODS",
     "MODALITIES",
+    "NOISE_MODELS",
     "ModalitySpec",
+    "TiltSpectra",
     "TiltStats",
+    "aggregate_tilt_spectra",
     "aggregate_tilt_stats",
     "apply_noise",
+    "apply_spectral_noise",
+    "common_frequency_grid",
+    "estimate_tilt_spectra",
     "estimate_tilt_stats",
     "estimate_tilt_stats_unlabelled",
     "evaluate_polynomial",
     "fit_polynomial_coefficients",
     "fit_tilt_stats",
     "make_modality",
+    "radial_filter",
     "radial_power_spectrum",
+    "resample_spectra",
 ]

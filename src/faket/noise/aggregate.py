@@ -4,7 +4,9 @@ FakET fits, per tomogram, a polynomial over the tilt index ``0 .. n_tilts - 1`` 
 ``r``, ``sigma``, ``mean`` and ``std``, and averages the fits over the training tomograms
 (order 2 for the "noisy" and "content" modalities, order 0, i.e. one global value each, for
 the baseline). Averaging the coefficients and averaging the fitted curves are the same
-thing, since evaluating a polynomial is linear in its coefficients.
+thing, since evaluating a polynomial is linear in its coefficients. Spectra, when every
+tomogram has them, are pooled the same way but over the tilt angle, ring by ring
+(:mod:`faket.noise.spectral_aggregate`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from faket.noise.spectral import TiltSpectra
+from faket.noise.spectral_aggregate import aggregate_tilt_spectra
 from faket.noise.stats import TiltStats
 
 __all__ = [
@@ -181,7 +185,10 @@ def aggregate_tilt_stats(stats: Sequence[TiltStats], order: int) -> TiltStats:
         fit, evaluated at tilt indices ``0 .. n_tilts - 1``. ``method="aggregated"``;
         ``sigma`` is clipped at 0 and ``r`` to ``[-1, 1]`` in case a fit overshoots.
         Tilt angles are kept when every tomogram has the same ones. float64 on the first
-        tomogram's device.
+        tomogram's device. When every tomogram has ``spectra``, the result carries their
+        aggregate (:func:`faket.noise.aggregate_tilt_spectra` with the same order: a
+        polynomial in the tilt angle per ring on a common frequency grid, evaluated at
+        the tilt angles averaged over tomograms); otherwise ``spectra`` is None.
 
     Raises
     ------
@@ -192,10 +199,32 @@ def aggregate_tilt_stats(stats: Sequence[TiltStats], order: int) -> TiltStats:
     _check_stats(stats)
     _check_order(order, stats[0].n_tilts)
     curves = _fit_mean_curves(stats, int(order))
+    spectra = _aggregate_spectra(stats, int(order))
     sources = [s.source for s in stats if s.source]
     source = f"order-{int(order)} polynomial fit averaged over {len(stats)} tomogram(s)"
     if sources:
         source += ": " + ", ".join(sources)
     return TiltStats(
-        **curves, tilt_angles_deg=_common_angles(stats), method="aggregated", source=source
+        **curves,
+        tilt_angles_deg=_common_angles(stats),
+        method="aggregated",
+        source=source,
+        spectra=spectra,
+    )
+
+
+def _aggregate_spectra(stats: Sequence[TiltStats], order: int) -> TiltSpectra | None:
+    """Aggregate the spectra over the tilt angle when every tomogram has them, else None.
+
+    The fits are evaluated at the tilt angles averaged over tomograms (the tilt index when
+    some tomogram's angles are unknown).
+    """
+    spectra = [s.spectra for s in stats]
+    if any(sp is None for sp in spectra):
+        return None
+    device = stats[0].r.device
+    return aggregate_tilt_spectra(
+        [sp.to(device) for sp in spectra if sp is not None],
+        order,
+        tilt_angles_deg=[s.tilt_angles_deg for s in stats],
     )

@@ -22,7 +22,7 @@ from faket.errors import FaketInputError
 from faket.noise.aggregate import aggregate_tilt_stats
 from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
 
-__all__ = ["MODALITIES", "ModalitySpec", "apply_noise", "make_modality"]
+__all__ = ["MODALITIES", "NOISE_MODELS", "ModalitySpec", "apply_noise", "make_modality"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,12 @@ MODALITIES: dict[str, ModalitySpec] = {
     ),
 }
 """The modalities the noise stage makes, by name."""
+
+NOISE_MODELS: dict[str, str] = {
+    "published": "scalar signal scale r and white Gaussian noise of sigma per tilt (FakET)",
+    "spectral": "radial signal transfer T(k) and coloured noise power N(k) per tilt",
+}
+"""The noise models :func:`make_modality` can apply, with one line each."""
 
 
 def _refuse_constant_tilts(noiseless: torch.Tensor, name: str | None) -> None:
@@ -194,12 +200,14 @@ def make_modality(
     *,
     seed: int,
     name: str | None = None,
+    model: str = "published",
 ) -> torch.Tensor:
     """Make one modality (``noisy``, ``content`` or ``baseline``) of a noiseless tilt-series.
 
     Aggregates ``measured`` with the modality's polynomial order
     (:func:`faket.noise.aggregate_tilt_stats`) and applies the result with its
-    ``sigma_scale`` (:func:`apply_noise`); see :data:`MODALITIES`.
+    ``sigma_scale`` (:func:`apply_noise`, or :func:`faket.noise.apply_spectral_noise` for
+    the spectral model); see :data:`MODALITIES`.
 
     Parameters
     ----------
@@ -213,6 +221,10 @@ def make_modality(
         Seed of the noise.
     name : str, optional
         How errors name ``noiseless`` (e.g. its file), as in :func:`apply_noise`.
+    model : str, default "published"
+        A key of :data:`NOISE_MODELS`: ``"published"`` (scalar ``r`` and white noise of
+        ``sigma``) or ``"spectral"`` (radial transfer and coloured noise; every entry of
+        ``measured`` needs ``spectra``). Both draw the same white field from ``seed``.
 
     Returns
     -------
@@ -222,13 +234,32 @@ def make_modality(
     Raises
     ------
     ValueError
-        If ``modality`` is unknown (the message lists the valid ones), or as raised by
+        If ``modality`` or ``model`` is unknown (the message lists the valid ones), the
+        spectral model lacks spectra, or as raised by
         :func:`faket.noise.aggregate_tilt_stats` and :func:`apply_noise`.
     """
     if modality not in MODALITIES:
         raise ValueError(
             f"unknown modality {modality!r}; valid modalities are {', '.join(MODALITIES)}"
         )
+    if model not in NOISE_MODELS:
+        raise ValueError(
+            f"unknown noise model {model!r}; valid models are {', '.join(NOISE_MODELS)}"
+        )
     spec = MODALITIES[modality]
+    if model == "spectral":
+        from faket.noise.spectral_generate import apply_spectral_noise
+
+        missing = [i for i, s in enumerate(measured) if s.spectra is None]
+        if missing:
+            raise ValueError(
+                f"the spectral noise model needs spectra for every reference; tomogram(s) "
+                f"{missing[:10]} have none (measure them with estimate_tilt_stats(..., "
+                "spectra=True))"
+            )
+        stats = aggregate_tilt_stats(measured, spec.order)
+        return apply_spectral_noise(
+            noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name
+        )
     stats = aggregate_tilt_stats(measured, spec.order)
     return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name)

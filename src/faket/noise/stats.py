@@ -16,6 +16,7 @@ import torch
 
 from faket.conventions import TiltAngles
 from faket.errors import FaketInputError
+from faket.noise.spectral import TiltSpectra
 
 __all__ = ["METHODS", "TiltStats", "estimate_tilt_stats"]
 
@@ -49,12 +50,15 @@ class TiltStats:
         ``(n_tilts,)`` float64. Population standard deviation of each reference tilt, in
         the reference's grey units.
     tilt_angles_deg : torch.Tensor or None
-        ``(n_tilts,)`` float64 tilt angles in degrees, when known. Informative only: fits
-        and generation use the tilt index.
+        ``(n_tilts,)`` float64 tilt angles in degrees, when known. The scalar curves'
+        fits use the tilt index; the spectra's fits use these angles.
     method : str
         One of :data:`METHODS`: ``"paired"``, ``"unlabelled"`` or ``"aggregated"``.
     source : str
         Free text saying where the numbers come from (e.g. a file name).
+    spectra : TiltSpectra or None
+        Per-tilt radial signal transfer and noise power (the spectral noise model), with
+        the same ``n_tilts``; None when not measured.
 
     Notes
     -----
@@ -69,6 +73,7 @@ class TiltStats:
     tilt_angles_deg: torch.Tensor | None = None
     method: str = "paired"
     source: str = ""
+    spectra: TiltSpectra | None = None
 
     def __post_init__(self) -> None:
         for name in _FIELDS:
@@ -88,6 +93,15 @@ class TiltStats:
             raise ValueError(f"TiltStats method must be one of {METHODS}, got {self.method!r}")
         if not isinstance(self.source, str):
             raise ValueError(f"TiltStats source must be a string, got {type(self.source)}")
+        if self.spectra is not None:
+            if not isinstance(self.spectra, TiltSpectra):
+                raise ValueError(
+                    f"TiltStats spectra must be a TiltSpectra or None, got {type(self.spectra)}"
+                )
+            if self.spectra.n_tilts != n:
+                raise ValueError(
+                    f"TiltStats spectra describe {self.spectra.n_tilts} tilts, the curves {n}"
+                )
 
     @property
     def n_tilts(self) -> int:
@@ -165,6 +179,7 @@ def estimate_tilt_stats(
     noiseless: torch.Tensor,
     *,
     tilt_angles_deg: TiltAngles | None = None,
+    spectra: bool = False,
 ) -> TiltStats:
     """Measure per-tilt signal scale ``r``, noise level ``sigma``, mean and std.
 
@@ -189,12 +204,17 @@ def estimate_tilt_stats(
         tilts in the same order). Any floating dtype and device; sums are taken in float64.
     tilt_angles_deg : torch.Tensor or sequence of float, optional
         ``(n_tilts,)`` tilt angles in degrees, stored with the result.
+    spectra : bool, default False
+        Also measure the radial transfer and noise power per tilt (the spectral model,
+        :func:`faket.noise.estimate_tilt_spectra` with its default settings) from the
+        same standardised images. ``r`` and ``sigma`` are the same either way.
 
     Returns
     -------
     TiltStats
         ``method="paired"``; ``r`` and ``sigma`` dimensionless, ``mean`` and ``std`` in the
         reference's grey units (population std). float64, on ``reference``'s device.
+        ``spectra`` is a :class:`faket.noise.TiltSpectra` when asked for, else None.
 
     Raises
     ------
@@ -208,6 +228,33 @@ def estimate_tilt_stats(
     Memory: a few float64 copies of the stack. For very large stacks call it on chunks of
     tilts; every tilt is measured independently, so the results concatenate exactly.
     """
+    _check_pair(reference, noiseless, "r and sigma")
+    angles = _as_angles(tilt_angles_deg, reference.shape[0], reference.device)
+    p, mean, std = _standardise64(reference)
+    c, _, _ = _standardise64(noiseless.to(reference.device))
+    r = (p * c).mean(dim=(-2, -1))
+    sigma = (p - r[:, None, None] * c).std(dim=(-2, -1), correction=0)
+    found = None
+    if spectra:
+        from faket.noise.spectral_estimate import spectra_of_standardised
+
+        found = spectra_of_standardised(p, c)
+    return TiltStats(
+        r=r,
+        sigma=sigma,
+        mean=mean,
+        std=std,
+        tilt_angles_deg=angles,
+        method="paired",
+        spectra=found,
+    )
+
+
+def _check_pair(reference: torch.Tensor, noiseless: torch.Tensor, what: str) -> None:
+    """Raise FaketInputError unless the two tilt-series form a valid training pair.
+
+    ``what`` names the quantities that a constant tilt leaves undefined.
+    """
     _check_tilt_series(reference, "reference")
     _check_tilt_series(noiseless, "noiseless")
     if reference.shape != noiseless.shape:
@@ -215,18 +262,11 @@ def estimate_tilt_stats(
             f"reference shape {tuple(reference.shape)} differs from noiseless shape "
             f"{tuple(noiseless.shape)}; they must show the same tilts of the same content"
         )
-    angles = _as_angles(tilt_angles_deg, reference.shape[0], reference.device)
     for name, x in (("reference", reference), ("noiseless", noiseless)):
         constant = _constant_tilts(x)
         if bool(constant.any()):
             bad = torch.nonzero(constant).flatten().tolist()
             raise FaketInputError(
                 f"{name} tilt(s) {bad[:10]} are constant images (std 0); "
-                "r and sigma are undefined for them"
+                f"{what} are undefined for them"
             )
-
-    p, mean, std = _standardise64(reference)
-    c, _, _ = _standardise64(noiseless.to(reference.device))
-    r = (p * c).mean(dim=(-2, -1))
-    sigma = (p - r[:, None, None] * c).std(dim=(-2, -1), correction=0)
-    return TiltStats(r=r, sigma=sigma, mean=mean, std=std, tilt_angles_deg=angles, method="paired")
