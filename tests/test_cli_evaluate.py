@@ -201,3 +201,41 @@ def test_star_predictions_are_read_and_checked(tmp_path):
     write_particles_star(bad, {"A": 1, "b": 2}, tmp_path / "q.star", pixel_size_a=10.0)
     with pytest.raises(FaketInputError, match="row 3: .*outside the volume"):
         read_predictions(tmp_path / "q.star", ["A", "B"], (8, 16, 24))
+
+
+def test_likeness_writes_json_csv_and_figure(run_cli, tmp_path):
+    from test_evaluation_likeness import write_tiny_dataset
+
+    root = write_tiny_dataset(tmp_path / "data")
+    out = tmp_path / "likeness"
+    code, stdout, err = run_cli(
+        "evaluate", "likeness", root, "-o", out, "--modalities", "noiseless", "faket",
+        "--steps", 3, "--tilts", "0-3", "--seed", 2, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0, err
+    record = json.loads((out / "likeness.json").read_text())
+    assert list(record["modalities"]) == ["noiseless", "faket"]
+    assert record["tilts"] == [0, 1, 2, 3] and record["settings"]["seed"] == 2
+    with open(out / "likeness.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["modality"] for r in rows] == ["noiseless", "faket", "floor"]
+    assert float(rows[1]["spectrum_log_distance"]) == 0.0  # faket_i copies reference i+1
+    assert float(rows[2]["domain_auc_ratio"]) == 1.0
+    assert (out / "likeness.png").stat().st_size > 0
+    assert "floor" in stdout and "AUC/floor" in stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tilts", "5-2"], "cannot read tilt indices"),
+        ([], "no dataset.json"),
+    ],
+)
+def test_likeness_bad_input_is_one_line(run_cli, tmp_path, args, message):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, stdout, err = run_cli("evaluate", "likeness", empty, "-o", tmp_path / "out", *args)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -214,4 +215,70 @@ def plot_particle_gallery(
         axes[1, col].set_xlabel("nm", fontsize=8)
     axes[0, 0].set_ylabel("along Z", fontsize=9)
     axes[1, 0].set_ylabel("along X", fontsize=9)
+    _save(fig, path)
+
+
+_LIKENESS_PANELS = (
+    ("spectrum_log_distance", "power-spectrum log-distance\n(decades; 0 = same shape)"),
+    ("grey_w1", "grey-value Wasserstein-1\n(tilt std units)"),
+    ("domain_auc", "domain classifier AUC, held-out tilts\n(0.5 = indistinguishable)"),
+)
+
+
+def plot_likeness(likeness: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Draw how alike each modality is to the microscope, next to the floor.
+
+    Three panels show one measure each: a bar per modality (its mean over tomograms), a
+    dot per tomogram, and the floor (two references of different tomograms) as a dashed
+    line. The fourth panel shows the radial power spectra at the tilt nearest 0 degrees,
+    each modality's averaged over tomograms, the reference's (black) over the references.
+
+    Parameters
+    ----------
+    likeness : mapping
+        The likeness record (`faket.evaluation.DatasetLikeness.to_dict`, the content of
+        likeness.json): ``modalities`` (name -> the three means and ``pairs``), ``floor``
+        (the same), ``freqs_cycles_per_px`` ``(n_bins,)``, ``zero_tilt_log10_power``
+        (name -> ``(n_bins,)`` log10 power, ``reference`` included) and
+        ``tilt_angles_deg`` / ``tilts`` / ``zero_tilt`` for the title.
+    path : str or PathLike
+        PNG to write.
+    """
+    modalities = likeness["modalities"]
+    names = list(modalities)
+    floor = likeness["floor"]
+    fig, axes = _figure(1, 4, (4.0 * 4, 3.6))
+    x = np.arange(len(names))
+    for ax, (metric, title) in zip(axes[0, :3], _LIKENESS_PANELS, strict=True):
+        means = [float(modalities[n][metric]) for n in names]
+        ax.bar(x, means, color="tab:blue", alpha=0.6)
+        for k, name in enumerate(names):
+            values = [float(p[metric]) for p in modalities[name]["pairs"]]
+            ax.plot(np.full(len(values), k), values, "k.", markersize=4)
+        ax.axhline(float(floor[metric]), color="tab:red", linestyle="--", label="floor")
+        if metric == "domain_auc":
+            ax.axhline(0.5, color="0.5", linestyle=":", label="chance")
+            ax.set_ylim(0.0, 1.05)
+        ax.set_xticks(x, names, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    ax = axes[0, 3]
+    freqs = np.asarray(likeness["freqs_cycles_per_px"], dtype=np.float64)
+    spectra = likeness["zero_tilt_log10_power"]
+    for name in names:
+        if name in spectra:
+            ax.semilogy(freqs, 10.0 ** np.asarray(spectra[name]), label=name, linewidth=1)
+    if "reference" in spectra:
+        ax.semilogy(freqs, 10.0 ** np.asarray(spectra["reference"]), "k", label="reference")
+    angle = None
+    if "zero_tilt" in likeness and "tilts" in likeness:
+        angle = likeness["tilt_angles_deg"][list(likeness["tilts"]).index(likeness["zero_tilt"])]
+    ax.set_title(
+        "radial power spectrum, standardised"
+        + ("" if angle is None else f"\n(tilt at {float(angle):+.0f} deg)"),
+        fontsize=9,
+    )
+    ax.set_xlabel("spatial frequency (cycles/pixel)")
+    ax.set_ylabel("power (tilt variance = 1)")
+    ax.legend(fontsize=7)
     _save(fig, path)
