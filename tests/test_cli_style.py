@@ -118,3 +118,60 @@ def test_bad_tile_is_a_usage_error(capsys, stacks, tmp_path):
         ]
     )
     assert code == 2 and "multiple of 16" in capsys.readouterr().err
+
+
+def style_args(stacks: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return [
+        "style",
+        "--init",
+        str(stacks["noisy"]),
+        "--content",
+        str(stacks["content"]),
+        "--style",
+        str(stacks["reference"]),
+        "-o",
+        str(out),
+        "--backbone",
+        "random",
+        "--precision",
+        "fp32",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def test_working_size_runs_the_transfer_resized_and_writes_the_native_shape(
+    capsys, monkeypatch, stacks, tmp_path
+):
+    import faket.style.series as series
+
+    seen = []
+
+    def record(model, initial, content, style, settings, **options):
+        # Stands in for the transfer (tested in test_style_working_size.py): returns the
+        # initial image, so the output is the resized-and-back noisy series.
+        seen.append((tuple(initial.shape), tuple(content.shape), tuple(style.shape)))
+        return initial
+
+    monkeypatch.setattr(series, "stylize_batch", record)
+    out = tmp_path / "faket.mrc"
+    code = main(style_args(stacks, out, "--working-size", "32"))
+    assert code == 0, capsys.readouterr().err
+    assert seen == [((3, 32, 32), (3, 32, 32), (3, 32, 32))]  # 48 px resized to 32 px
+    result = read_mrc(out, ndim=3).data
+    assert result.shape == (3, 48, 48)  # and back to the native size
+    provenance = json.loads((tmp_path / "faket.provenance.json").read_text())
+    assert provenance["working_size"] == 32 and provenance["working_shape"] == [32, 32]
+
+
+def test_memory_budget_is_checked_at_the_working_size(capsys, stacks, tmp_path):
+    # A 48 x 48 tilt fits 0.1 GiB; at --working-size 1024 it needs about 2.9 GiB.
+    code = main(
+        style_args(stacks, tmp_path / "o.mrc", "--working-size", "1024", "--memory-gib", "0.1")
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "one 1024 x 1024 tilt at --working-size 1024" in err and "--tile" in err
+    assert not (tmp_path / "o.mrc").exists()
+    code = main(style_args(stacks, tmp_path / "o.mrc", "--working-size", "8"))
+    assert code == 2 and "--working-size" in capsys.readouterr().err

@@ -93,57 +93,167 @@ def test_no_filter_is_one():
     assert torch.equal(no_filter((3, 5)), torch.ones(3, 5, dtype=torch.float64))
 
 
-def approx_shrec_formula(fy: float, fx: float) -> float:
-    gauss = math.exp(-(fx**2) / (2 * 0.34**2) - fy**2 / (2 * 0.20**2)) + 0.33
-    ramp = min(abs(fx) / (0.61 * 0.5), 1.0)
-    disc = 1.0 if fx**2 + fy**2 <= 0.25 else 0.0
-    return gauss * ramp * disc
+# --- approx-SHREC against the authors' approxShrec -------------------------------------
+# The oracle is a plain numpy transcription of the authors' function (paloha/faket,
+# faket/filter.py: approxShrec with its helpers ramp1d, gauss2d, circular2d), built the way
+# they build it: every factor centred at index n // 2 of an array, then np.fft.fftshift;
+# the result is applied as np.real(ifft2(fft2(projection) * filter)).
 
 
-@pytest.mark.parametrize("shape", [(200, 200), (120, 200), (201, 77)])
-def test_approx_shrec_equals_its_formula(shape):
+def authors_ramp(size: int, crowther: int) -> np.ndarray:
+    radius = np.abs(np.arange(size) - size // 2)
+    ramp = np.minimum(radius / crowther, 1.0)
+    return np.fft.fftshift(ramp)
+
+
+def authors_disc(size: int, cutoff: int) -> np.ndarray:
+    index = np.indices((size, size)) - size // 2
+    radius = np.sqrt(index[0] ** 2 + index[1] ** 2)
+    disc = np.where(radius >= cutoff + 1, 0.0, 1.0)
+    return np.fft.fftshift(disc)
+
+
+def authors_gauss(size: int, sigma_x: int, sigma_y: int) -> np.ndarray:
+    y, x = np.mgrid[-size // 2 + 1 : size // 2 + 1, -size // 2 + 1 : size // 2 + 1]
+    g = np.exp(-(x**2.0 / (2.0 * sigma_x**2.0) + y**2.0 / (2.0 * sigma_y**2.0)))
+    return np.fft.fftshift(g)
+
+
+def authors_approx_shrec(size_x: int, size_y: int) -> np.ndarray:
+    """approxShrec(sizeX, sizeY): sizeX rows (the tilt axis), sizeY columns."""
+    size = max(size_x, size_y)
+    nyquist = size // 2
+    g = authors_gauss(size, int(0.34 * size), int(0.20 * size)) + 0.33
+    f = np.broadcast_to(authors_ramp(size, int(0.61 * nyquist)), (size, size))
+    c = authors_disc(size, nyquist)
+    out = f * g * c
+    out = out / out.max()
+    xs, ys = (size - size_x) // 2, (size - size_y) // 2
+    return out[xs : xs + size_x, ys : ys + size_y]
+
+
+def even_part(h: np.ndarray) -> np.ndarray:
+    """(h(k) + h(-k)) / 2, k modulo the grid: what Re(ifft2(fft2(p) h)) applies to real p."""
+    return 0.5 * (h + np.roll(h[::-1, ::-1], 1, axis=(0, 1)))
+
+
+def authors_filtering(images: np.ndarray, h: np.ndarray) -> np.ndarray:
+    return np.real(np.fft.ifft2(np.fft.fft2(images) * h))
+
+
+@pytest.mark.parametrize("size", [64, 512, 1024])
+def test_approx_shrec_is_the_authors_filter_on_even_square_grids(size):
+    ours = approx_shrec_filter((size, size)).numpy()
+    theirs = authors_approx_shrec(size, size)
+    # The same closed forms on the same integer grid: rounding only.
+    np.testing.assert_allclose(ours, even_part(theirs), rtol=0, atol=1e-15)
+    # Their array itself is not even (the Gaussian peaks at k = (-1, -1)); the odd part
+    # it carries is what the real part of the inverse FFT discards. Its size:
+    odd = np.abs(theirs - ours).max()
+    assert odd == pytest.approx({64: 0.0516, 512: 0.0063, 1024: 0.0032}[size], abs=1e-4)
+    # Normalised before that symmetrisation, the even part peaks a little below 1.
+    assert ours.max() == pytest.approx({64: 0.9698, 512: 0.9965, 1024: 0.9983}[size], abs=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (512, 512)])
+def test_filtering_real_projections_is_the_authors_ifft2_real_part(rng, shape):
+    tilts = rng.standard_normal((2, *shape))
+    ours = filter_tilt_series(torch.from_numpy(tilts), "approx-shrec", pad=False).numpy()
+    theirs = authors_filtering(tilts, authors_approx_shrec(*shape))
+    # rfft2 with the even filter against fft2 with theirs: float64 FFT rounding only.
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [63, 65])
+def test_approx_shrec_on_odd_grids_is_the_authors_filter_centred_on_zero(size):
+    ours = approx_shrec_filter((size, size)).numpy()
+    theirs = authors_approx_shrec(size, size)
+    # For odd sizes np.fft.fftshift moves index n // 2 to n - 1, not 0: the authors' whole
+    # filter is centred on k = (-1, -1), so the zero frequency passes (1/c of the peak,
+    # c = int(0.61 * (n // 2)) = 18 or 19 samples). Moved back by one sample, it is ours.
+    np.testing.assert_allclose(ours, even_part(np.roll(theirs, 1, axis=(0, 1))), atol=1e-15)
+    assert theirs[0, 0] > 0.05 and np.all(ours[:, 0] == 0)
+    assert np.abs(theirs - ours).max() > 0.6  # the shifted disc edge and ramp
+
+
+@pytest.mark.parametrize("shape", [(32, 64), (64, 32), (21, 63), (128, 256)])
+def test_approx_shrec_on_non_square_grids_samples_the_square_filter(shape):
     ny, nx = shape
-    h = approx_shrec_filter(shape)
-    assert h.shape == shape
-    assert h.max().item() == 1.0  # divided by its maximum
-    f_y, f_x = frequency_grid(shape)
-    grid = np.array(
-        [[approx_shrec_formula(fy, fx) for fx in f_x[0].tolist()] for fy in f_y[:, 0].tolist()]
-    )
-    peak = grid.max()
-    for fy, fx in [(0.0, 0.1), (0.0, 0.3), (0.1, -0.4), (-0.2, 0.25), (0.45, 0.1), (0.3, 0.45)]:
-        i, j = index_of(fy, ny), index_of(fx, nx)
-        exact = approx_shrec_formula(f_y[i, 0].item(), f_x[0, j].item()) / peak
-        assert h[i, j].item() == pytest.approx(exact, rel=1e-12, abs=1e-15)
+    size = max(shape)
+    square = authors_approx_shrec(size, size)
+    if size % 2:
+        square = np.roll(square, 1, axis=(0, 1))  # centred on zero, as above
+    ours = approx_shrec_filter(shape).numpy()
+    # Each axis keeps its own frequencies, k = fftfreq(n) * size: an axis of size / m
+    # pixels sees every m-th sample of the square grid (same cycles per pixel), and the
+    # normalisation is the square grid's.
+    expected = even_part(square)[:: size // ny, :: size // nx]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-15)
 
 
-def test_approx_shrec_zero_outside_the_disc_and_a_ramp_along_x():
-    shape = (256, 256)
-    h = approx_shrec_filter(shape).numpy()
-    f_y, f_x = (g.numpy() for g in frequency_grid(shape))
-    radius = np.sqrt(f_y**2 + f_x**2)
-    assert np.all(h[radius > 0.5] == 0) and np.all(h[radius < 0.45] >= 0)
-    assert np.all(h[:, 0] == 0)  # the ramp is 0 at f_x = 0, for every f_y
+def test_the_authors_non_square_filter_drops_the_low_frequencies():
+    # The authors cut the middle block out of the fft-ordered square array, i.e. the
+    # highest frequencies of the shorter axis: for 64 x 32 the image's f_x = 0 column
+    # gets the square filter's k_x = 16, so the mean of each row passes. Not reproduced.
+    theirs = authors_approx_shrec(64, 32)
+    ours = approx_shrec_filter((64, 32)).numpy()
+    assert theirs[0, 0] > 0.5 and np.all(ours[:, 0] == 0)
 
-    # Along X (f_y = 0), below 0.61 Nyquist: linear ramp times the Gaussian's X profile,
-    # compared as ratios so that the normalisation cancels.
-    def along_x(fx: float) -> float:
-        return (fx / 0.305) * (math.exp(-(fx**2) / (2 * 0.34**2)) + 0.33)
 
-    j_ref = index_of(0.1, 256)
-    for fx in (0.05, 0.2, 0.3):
-        j = index_of(fx, 256)
-        ratio = h[0, j] / h[0, j_ref]
-        assert ratio == pytest.approx(along_x(f_x[0, j]) / along_x(f_x[0, j_ref]), rel=1e-12)
-    # Above 0.61 Nyquist the ramp is flat: only the Gaussian decays.
-    j1, j2 = index_of(0.35, 256), index_of(0.45, 256)
-    gauss = [math.exp(-(f_x[0, j] ** 2) / (2 * 0.34**2)) + 0.33 for j in (j1, j2)]
-    assert h[0, j2] / h[0, j1] == pytest.approx(gauss[1] / gauss[0], rel=1e-12)
-    # Along Y (f_x fixed) it is not a ramp but the Gaussian decay: the tilt axis is Y.
-    j = index_of(0.3, 256)
-    assert h[index_of(0.2, 256), j] < h[0, j]
-    # Maximum 1 on the f_y = 0 line at the ramp's end, where the Gaussian is largest.
-    assert np.unravel_index(np.argmax(h), h.shape) == (0, index_of(0.305, 256))
+@pytest.mark.parametrize(("size", "inside"), [(64, 4.5e-2), (512, 2.5e-3)])
+def test_continuous_variant_differs_on_the_outer_ring_and_by_rounding(size, inside):
+    reference = approx_shrec_filter((size, size)).numpy()
+    continuous = approx_shrec_filter((size, size), variant="continuous").numpy()
+    assert continuous.max() == 1.0 and np.allclose(continuous, even_part(continuous))
+    k = np.fft.fftfreq(size) * size
+    radius = np.hypot(k[:, None], k[None, :])
+    ring = radius > size / 2
+    # The reference keeps the samples with size/2 < |k| < size/2 + 1 (up to 0.67, the
+    # filter near Nyquist); the continuous variant stops at Nyquist.
+    assert np.all(continuous[ring] == 0)
+    assert reference[ring].max() == pytest.approx(0.67, abs=0.03)
+    assert np.count_nonzero(reference[ring]) >= 3 * size - 50
+    # Inside the disc, rescaled to the same peak, only the rounding of the sigmas and the
+    # ramp's end to whole samples (and the half-sample Gaussian offset) remain; measured
+    # 4.3e-2 for 64, 2.5e-3 for 512 (and 1024).
+    scaled = continuous * reference.max()
+    assert np.abs(reference - scaled)[~ring].max() <= inside
+
+
+def test_approx_shrec_variants_give_the_same_reconstruction():
+    from faket.projection import project_tilt_series
+    from faket.reconstruction import backproject_tilt_series
+
+    z, y, x = np.mgrid[:32, :64, :64]
+    phantom = np.zeros((32, 64, 64))
+    for cz, cy, cx, r, value in [(16, 20, 20, 6, 1.0), (15, 40, 44, 4, 2.0), (17, 30, 50, 3, 1.5)]:
+        phantom[(z - cz) ** 2 + (y - cy) ** 2 + (x - cx) ** 2 <= r * r] += value
+    angles = np.arange(-60.0, 61.0, 3.0)
+    projections = project_tilt_series(torch.from_numpy(phantom), angles)
+
+    def reconstruct(h: np.ndarray) -> np.ndarray:
+        filtered = torch.from_numpy(authors_filtering(projections.numpy(), h))
+        return -backproject_tilt_series(filtered, angles, thickness=32).numpy()
+
+    def corr(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+    theirs = reconstruct(authors_approx_shrec(64, 64))
+    ours = reconstruct(approx_shrec_filter((64, 64)).numpy())
+    continuous = reconstruct(approx_shrec_filter((64, 64), variant="continuous").numpy())
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-12 * np.abs(theirs).max())
+    # The ring and the rounding barely change a reconstruction (measured: correlation
+    # 0.99986 between the two; with the phantom 0.8038 continuous, 0.8035 reference).
+    assert corr(continuous, theirs) > 0.9995
+    assert abs(corr(continuous, phantom) - corr(theirs, phantom)) < 2e-3
+
+
+def test_approx_shrec_refuses_bad_variants_and_tiny_grids():
+    with pytest.raises(ValueError, match="unknown approx-SHREC variant 'exact'"):
+        approx_shrec_filter((8, 8), variant="exact")
+    with pytest.raises(ValueError, match="at least 5 pixels"):
+        approx_shrec_filter((4, 3))
+    assert approx_shrec_filter((1, 5)).shape == (1, 5)
 
 
 def test_fourier_filter_by_name_and_bad_names():

@@ -18,11 +18,22 @@ _MRC = click.Path(dir_okay=False, path_type=Path)
 
 
 def _memory_advice(
-    err: MemoryBudgetError, ny: int, nx: int, precision: str, tile: int | None, halo: int
+    err: MemoryBudgetError,
+    ny: int,
+    nx: int,
+    precision: str,
+    tile: int | None,
+    halo: int,
+    working_size: int | None = None,
 ) -> str:
-    """Say, in option names, how much one tilt needs and what would fit the budget."""
+    """Say, in option names, how much one tilt needs and what would fit the budget.
+
+    ``ny, nx`` is the shape the transfer runs at (the --working-size shape if given).
+    """
     need_gib = math.ceil(err.needed_bytes / 2**30 * 10) / 10
     what = f"one {ny} x {nx} tilt" if tile is None else f"one --tile {tile} tile (--halo {halo})"
+    if working_size is not None:
+        what += f" at --working-size {working_size}"
     line = (
         f"{what} needs about {err.needed_bytes / 2**30:.2f} GiB in {precision}, more than "
         f"--memory-gib {err.budget_bytes / 2**30:.2g}; "
@@ -125,6 +136,16 @@ def _memory_advice(
     "--tile) exceeds is refused, with a --tile that fits.",
 )
 @click.option(
+    "--working-size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Run the transfer with the longer image side at N pixels, as the FakET authors' "
+    "CLI does (its end scale, 1024 in the paper): --init and --content are resized to it "
+    "(aspect kept), --style only if larger; the result is resized back to the native "
+    "size (bilinear, Gaussian low-pass when shrinking: the authors' scikit-image "
+    "resampler). --tile and --memory-gib apply at this size. Default: the native size.",
+)
+@click.option(
     "--seed",
     type=int,
     default=0,
@@ -145,6 +166,7 @@ def style(
     tile: int | None,
     halo: int,
     memory_gib: float,
+    working_size: int | None,
     seed: int,
     device: str,
 ) -> None:
@@ -157,9 +179,11 @@ def style(
     the style's mean and std.
 
     \b
-    Example:
+    Examples:
       faket style --init noisy.mrc --content content.mrc --style reference.mrc \\
                   -o faket.mrc
+      faket style --init noisy.mrc --content content.mrc --style reference.mrc \\
+                  -o faket.mrc --working-size 1024
     """
     from faket.io.provenance import provenance_path
 
@@ -193,6 +217,7 @@ def style(
         check_memory_budget,
         check_style_inputs,
         stylize_tilt_series,
+        working_shape,
     )
 
     target = resolve_device(device)
@@ -207,10 +232,15 @@ def style(
     check_style_inputs(tensors["init"], tensors["content"], tensors["style"], names)
     budget = int(memory_gib * 2**30)
     try:
-        check_memory_budget(ny, nx, precision, budget, tile, halo)
+        wy, wx = (ny, nx) if working_size is None else working_shape(ny, nx, working_size)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--working-size") from None
+    try:
+        check_memory_budget(wy, wx, precision, budget, tile, halo)
     except MemoryBudgetError as err:
         raise click.BadParameter(
-            _memory_advice(err, ny, nx, precision, tile, halo), param_hint="--memory-gib"
+            _memory_advice(err, wy, wx, precision, tile, halo, working_size),
+            param_hint="--memory-gib",
         ) from None
     model = load_backbone(backbone, weights_path=weights, seed=seed)
     model = model.to(target)
@@ -236,6 +266,7 @@ def style(
                 tile=tile,
                 halo=halo,
                 memory_budget_bytes=budget,
+                working_size=working_size,
                 progress=progress,
                 names=names,
             )
@@ -262,6 +293,8 @@ def style(
             "precision": precision,
             "tile": tile,
             "halo": halo,
+            "working_size": working_size,
+            "working_shape": [wy, wx],
             "settings": settings.as_dict(),
             "seconds": seconds,
             "seconds_per_tilt": seconds / n_tilts,

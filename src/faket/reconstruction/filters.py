@@ -30,19 +30,12 @@ Filters
 ``none``
     1 everywhere: plain back-projection.
 ``approx-shrec``
-    The filter reverse-engineered from SHREC 2021 reconstructions by the FakET authors:
-    ``(G(f) + 0.33) * R(f_x) * D(f) / max``, where
-    ``G = exp(-f_x^2 / (2 * 0.34^2) - f_y^2 / (2 * 0.20^2))`` is a 2D Gaussian,
-    ``R = min(|f_x| / (0.61 * 0.5), 1)`` a ramp along X (across the tilt axis) that
-    reaches 1 at 0.61 Nyquist and stays flat above, ``D`` the disc
-    ``f_x^2 + f_y^2 <= 0.5^2`` (radius Nyquist), and ``max`` the largest value on the
-    grid, so the filter's maximum is 1. The published parameters are in frequency
-    samples of a square grid of side ``size`` (``sigma_x = 0.34 size``, ``sigma_y =
-    0.20 size``, ramp end ``0.61 size / 2``, disc radius ``size / 2``); dividing by
-    ``size`` gives the cycles-per-pixel values above, which is how this module defines
-    "size" (= the sampling frequency, 1 cycle per pixel). For square images this is the
-    published filter up to the reference's rounding of sigma and of the ramp's end to
-    whole samples; for non-square images each axis keeps its own frequencies.
+    The filter reverse-engineered from SHREC 2021 reconstructions by the FakET authors
+    (their ``approxShrec``, ``faket/filter.py`` of paloha/faket), reproduced on their
+    discrete grid: see :func:`approx_shrec_filter`. In words: (2D Gaussian + 0.33) x
+    (ramp across the tilt axis, flat from 0.61 Nyquist) x (disc of radius Nyquist),
+    divided by its maximum. ``approx_shrec_filter(shape, variant="continuous")`` is the
+    same recipe written in cycles per pixel, without the reference's rounding.
 
 The 1D filters (all but ``approx-shrec``) vary along X only: each image row is filtered
 on its own. ``approx-shrec`` varies along Y too and is applied with a 2D FFT.
@@ -65,8 +58,12 @@ APPROX_SHREC_SIGMA_Y = 0.20
 """Gaussian width along Y of the approx-SHREC filter, cycles per pixel (0.20 x size)."""
 APPROX_SHREC_LIFT = 0.33
 """Constant added to the approx-SHREC Gaussian."""
-APPROX_SHREC_RAMP_END = 0.61 * 0.5
+APPROX_SHREC_RAMP_END_NYQUIST = 0.61
+"""Where the approx-SHREC ramp reaches 1, as a fraction of Nyquist."""
+APPROX_SHREC_RAMP_END = APPROX_SHREC_RAMP_END_NYQUIST * 0.5
 """Frequency (cycles per pixel) where the approx-SHREC ramp reaches 1: 0.61 Nyquist."""
+APPROX_SHREC_VARIANTS = ("reference", "continuous")
+"""Variants of :func:`approx_shrec_filter`: the authors' discrete filter, or in cycles/px."""
 
 DEFAULT_MAX_CHUNK_BYTES = 256 * 2**20
 """Default bound on the working memory of one chunk of tilts while filtering (256 MiB)."""
@@ -157,23 +154,122 @@ def no_filter(shape: tuple[int, int]) -> torch.Tensor:
     return torch.ones((1, 1), dtype=torch.float64).expand(ny, nx)
 
 
-def approx_shrec_filter(shape: tuple[int, int]) -> torch.Tensor:
-    """Return the approximate SHREC 2021 filter (see the module docstring).
+def approx_shrec_filter(shape: tuple[int, int], *, variant: str = "reference") -> torch.Tensor:
+    """Return the approximate SHREC 2021 filter of the FakET authors.
 
+    ``variant="reference"`` (the default) is the authors' ``approxShrec`` as they apply it
+    (``ifft2(fft2(p) * h).real`` on each projection, no padding). On the grid of a square
+    image of side ``S`` (all the reference used: 1024^2 binned to 512^2), with signed
+    frequency indices ``k_y, k_x`` (``fftfreq(S) * S``):
+
+    - ramp ``min(|k_x| / c, 1)``, ``c = int(0.61 * (S // 2))`` samples (312 for S = 1024);
+    - Gaussian ``exp(-(k_x + o)^2 / (2 s_x^2) - (k_y + o)^2 / (2 s_y^2)) + 0.33`` with
+      ``s_x = int(0.34 S)``, ``s_y = int(0.20 S)`` samples (348 and 204 for S = 1024), and
+      its centre one sample off, at ``k = (-o, -o)``, ``o = 1`` for even ``S``
+      (``o = 0`` for odd ``S``);
+    - disc ``k_x^2 + k_y^2 < (S // 2 + 1)^2``: it keeps a ring of samples just outside
+      Nyquist (``S / 2 < |k| < S / 2 + 1``), e.g. the Nyquist column up to
+      ``|k_y| < sqrt(S + 1)``;
+    - divided by the maximum over the grid.
+
+    Because the authors keep the real part of the inverse FFT, what acts on a real image
+    is the even part of that array, ``(h(k) + h(-k)) / 2`` (index ``-k`` modulo the grid),
+    which is what this function returns: the off-centre Gaussian becomes the mean of two
+    Gaussians one sample either side of zero (relative to a centred Gaussian: 7e-5 for
+    S = 1024, 3e-4 for 512, 2.4e-2 for 64; on the Nyquist row and column, their own
+    mirror images, it stays one sample off: 1.2e-2 for 1024), and its maximum is a little
+    below 1 (0.9983 for S = 1024, 0.9965 for 512, 0.970 for 64), since the authors
+    normalise before the symmetrisation.
+
+    Shapes the reference never used, where its code misplaces the zero frequency, are
+    generalised rather than copied: for odd ``S`` the authors' ``fftshift`` (instead of
+    ``ifftshift``) puts the whole filter's centre at ``k = (-1, -1)``, so that the zero
+    frequency passes with weight ``1 / c``; here the centre is at zero. For a non-square
+    image (``S = max(ny, nx)``) the authors cut the middle ``ny x nx`` block out of the
+    fft-ordered ``S x S`` array, which drops the low frequencies of the shorter axis;
+    here each axis keeps its own frequencies, ``k = fftfreq(n) * S`` (same cycles per
+    pixel on both axes), and the maximum is still the one of the ``S x S`` grid, so a
+    grid whose sides divide ``S`` samples the square filter exactly.
+
+    ``variant="continuous"``: the same recipe in cycles per pixel, ``f = fftfreq(n)``
+    per axis, without the rounding to whole samples or the offset:
     ``(exp(-f_x^2 / (2 0.34^2) - f_y^2 / (2 0.20^2)) + 0.33) * min(|f_x| / 0.305, 1)``
-    inside the disc ``|f| <= 0.5``, zero outside, divided by its maximum on the grid.
+    inside the disc ``|f| <= 0.5`` (no outer ring), zero outside, divided by its maximum
+    on the grid (so the maximum is 1). The same physical filter for every image size;
+    it differs from the reference mostly on the ring outside Nyquist (up to 0.67 there);
+    inside the disc, scaled to the same peak, by the rounding (2.5e-3 for S = 512 and
+    1024, 4.3e-2 for S = 64). In a reconstruction the two are nearly the same (the
+    correlation of two filtered back-projections of a phantom: 0.9999).
 
     Parameters
     ----------
     shape : tuple of int
-        ``(ny, nx)`` of the (padded) image; Y is the tilt axis.
+        ``(ny, nx)`` of the (padded) image; Y is the tilt axis; the larger side at least
+        5 pixels for ``reference``.
+    variant : {"reference", "continuous"}
+        See above.
 
     Returns
     -------
     torch.Tensor
-        float64 ``(ny, nx)``, fft order, values in [0, 1] with maximum 1; zero at
-        ``f_x = 0`` (the ramp) and outside the Nyquist disc.
+        float64 ``(ny, nx)``, fft order, even (``h(k) = h(-k)``), values in [0, 1]; zero at
+        ``f_x = 0`` (the ramp) and outside the Nyquist disc (for ``reference``, outside
+        the disc of radius ``S / 2 + 1`` samples).
     """
+    if variant == "reference":
+        return _approx_shrec_reference(shape)
+    if variant == "continuous":
+        return _approx_shrec_continuous(shape)
+    raise ValueError(
+        f"unknown approx-SHREC variant {variant!r}; choose one of "
+        f"{', '.join(APPROX_SHREC_VARIANTS)}"
+    )
+
+
+def _signed_indices(n: int) -> torch.Tensor:
+    """Return the signed frequency indices of an ``n``-point FFT, ``fftfreq(n) * n``, float64."""
+    k = torch.arange(n, dtype=torch.int64)
+    return torch.where(k < (n + 1) // 2, k, k - n).to(torch.float64)
+
+
+def _approx_shrec_reference(shape: tuple[int, int]) -> torch.Tensor:
+    """Return the authors' discrete filter's even part; see :func:`approx_shrec_filter`."""
+    ny, nx = _check_shape(shape)
+    size = max(ny, nx)
+    if size < 5:
+        raise ValueError(
+            f"the approx-SHREC filter needs an image side of at least 5 pixels (its Gaussian "
+            f"width is 0.20 x the side in whole samples); got shape {tuple(shape)}"
+        )
+    half = size // 2
+    sigma_x = int(APPROX_SHREC_SIGMA_X * size)
+    sigma_y = int(APPROX_SHREC_SIGMA_Y * size)
+    ramp_end = int(APPROX_SHREC_RAMP_END_NYQUIST * half)
+    offset = 1 - size % 2  # the Gaussian's centre: k = -1 on even grids, 0 on odd ones
+    radius = half + 1
+
+    def raw(k_y: torch.Tensor, k_x: torch.Tensor) -> torch.Tensor:
+        gauss = torch.exp(
+            -((k_x + offset) ** 2 / (2.0 * sigma_x**2) + (k_y + offset) ** 2 / (2.0 * sigma_y**2))
+        )
+        ramp = (k_x.abs() / ramp_end).clamp(max=1.0)
+        disc = (k_x**2 + k_y**2) < radius**2
+        return ramp * (gauss + APPROX_SHREC_LIFT) * disc
+
+    # The maximum of the size x size grid lies on the row k_y = -offset, where the
+    # Gaussian's Y factor is 1 (on integer grids the disc there is as wide as on k_y = 0).
+    k_square = _signed_indices(size)
+    peak = raw(torch.tensor([[-float(offset)]], dtype=torch.float64), k_square[None, :]).max()
+    k_y = _signed_indices(ny)[:, None] * (size / ny)
+    k_x = _signed_indices(nx)[None, :] * (size / nx)
+    out = raw(k_y, k_x) / peak
+    # The real part of ifft2(fft2(p) h) applies the even part of h: index -k mod n.
+    mirrored = torch.roll(torch.flip(out, dims=(0, 1)), shifts=(1, 1), dims=(0, 1))
+    return 0.5 * (out + mirrored)
+
+
+def _approx_shrec_continuous(shape: tuple[int, int]) -> torch.Tensor:
+    """Return the recipe in cycles per pixel; see :func:`approx_shrec_filter`."""
     f_y, f_x = frequency_grid(shape)
     gauss = torch.exp(
         -(f_x**2) / (2 * APPROX_SHREC_SIGMA_X**2) - f_y**2 / (2 * APPROX_SHREC_SIGMA_Y**2)

@@ -1,4 +1,7 @@
-"""The style stage on whole tilt-series: normalisation, batching, memory, final grey levels."""
+"""The style stage on whole tilt-series: normalisation, working size, batching, memory.
+
+The final grey levels are those of the style, per tilt (:func:`match_mean_std`).
+"""
 
 from __future__ import annotations
 
@@ -42,6 +45,121 @@ def _normalised(stack: torch.Tensor, part: slice, value_range: tuple[float, floa
     """Return tilts ``part`` of ``stack`` scaled by the whole stack's range, float32."""
     low, high = value_range
     return ((stack[part].double() - low) / (high - low)).float()
+
+
+def working_shape(ny: int, nx: int, working_size: int, *, enlarge: bool = True) -> tuple[int, int]:
+    """Return the shape an ``(ny, nx)`` image is resized to for a transfer at ``working_size``.
+
+    The FakET authors' rule (their style CLI's end scale): the longer side becomes
+    ``working_size`` pixels and the shorter one ``round(working_size * short / long)``,
+    keeping the aspect ratio. Content and initial images are resized up or down
+    (``enlarge=True``); the style image only when it is larger (``enlarge=False``): a
+    style no larger than ``working_size`` keeps its shape, since the Gram matrices are
+    normalised by the number of positions.
+
+    Parameters
+    ----------
+    ny, nx : int
+        Image shape in pixels.
+    working_size : int
+        Longer side of the working shape, in pixels.
+    enlarge : bool
+        Whether an image smaller than ``working_size`` is enlarged.
+
+    Returns
+    -------
+    tuple of int
+        ``(wy, wx)`` in pixels.
+    """
+    if working_size < 1:
+        raise ValueError(f"working_size must be a positive number of pixels, got {working_size}")
+    longer, shorter = max(ny, nx), min(ny, nx)
+    if longer == working_size or (not enlarge and longer <= working_size):
+        return ny, nx
+    short = round(working_size * shorter / longer)
+    if short < 1:
+        raise ValueError(
+            f"a working size of {working_size} px makes the shorter side of a {ny} x {nx} "
+            "image vanish"
+        )
+    return (working_size, short) if ny >= nx else (short, working_size)
+
+
+def resize_images(images: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Resample a batch of grey images to ``shape`` as the FakET authors' style CLI does.
+
+    Their resampler is scikit-image's ``resize(image, shape, order=1,
+    anti_aliasing=True)`` (default ``mode="reflect"``); this is the same operation in
+    torch, so it runs on any device: per axis with ``factor = n_in / n_out``,
+
+    - when shrinking (``factor > 1``), a Gaussian low-pass of sigma ``(factor - 1) / 2``
+      pixels (kernel radius ``int(4 sigma + 0.5)``, as ``scipy.ndimage.gaussian_filter``);
+    - then linear interpolation at ``(i + 0.5) * factor - 0.5`` (pixel centres onto pixel
+      centres);
+
+    with whole-sample mirroring beyond the edges (``d c b | a b c d | c b a``) for both.
+    Weights are non-negative and sum to 1, so a [0, 1] image stays in [0, 1].
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(batch, ny, nx)`` floating point, any device.
+    shape : tuple of int
+        ``(wy, wx)`` output shape in pixels; an axis of equal size is left unchanged.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, wy, wx)``, same dtype and device.
+    """
+    out = images
+    for dim, n_out in ((1, shape[0]), (2, shape[1])):
+        out = _resample_axis(out, int(n_out), dim)
+    return out
+
+
+def _mirror(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Map integer indices onto ``0 .. n - 1`` by whole-sample mirroring at the edges."""
+    if n == 1:
+        return torch.zeros_like(index)
+    period = 2 * (n - 1)
+    index = index.remainder(period)
+    return torch.where(index >= n, period - index, index)
+
+
+def _along(values: torch.Tensor, dim: int, ndim: int) -> torch.Tensor:
+    """Return 1-D ``values`` shaped to broadcast along axis ``dim`` of an ``ndim`` tensor."""
+    shape = [1] * ndim
+    shape[dim] = -1
+    return values.view(shape)
+
+
+def _resample_axis(x: torch.Tensor, n_out: int, dim: int) -> torch.Tensor:
+    """Resample axis ``dim`` of ``x`` to ``n_out`` samples; see :func:`resize_images`."""
+    n = x.shape[dim]
+    if n_out == n:
+        return x
+    if n_out < 1:
+        raise ValueError(f"cannot resize an axis to {n_out} pixels")
+    factor = n / n_out
+    if factor > 1:  # low-pass before shrinking
+        sigma = (factor - 1) / 2
+        radius = int(4 * sigma + 0.5)
+        offsets = torch.arange(-radius, radius + 1, device=x.device)
+        kernel = torch.exp(-0.5 * (offsets.double() / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).to(x.dtype)
+        positions = torch.arange(n, device=x.device)
+        blurred = torch.zeros_like(x)
+        for k, weight in zip(offsets.tolist(), kernel, strict=True):
+            blurred += weight * x.index_select(dim, _mirror(positions + k, n))
+        x = blurred
+    source = (torch.arange(n_out, dtype=torch.float64, device=x.device) + 0.5) * factor - 0.5
+    low = source.floor()
+    frac = _along((source - low).to(x.dtype), dim, x.ndim)
+    low_index = low.long()
+    below = x.index_select(dim, _mirror(low_index, n))
+    above = x.index_select(dim, _mirror(low_index + 1, n))
+    return (1 - frac) * below + frac * above
 
 
 def match_mean_std(images: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -188,6 +306,7 @@ def stylize_tilt_series(
     tile: int | None = None,
     halo: int = 96,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    working_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     names: tuple[str, str, str] = ("initial", "content", "style"),
 ) -> torch.Tensor:
@@ -209,10 +328,19 @@ def stylize_tilt_series(
         ``fp32``, ``bf16`` or ``fp16`` for the convolutions.
     tile, halo : int or None
         Tile the detector in cores of ``tile`` pixels with ``halo`` pixels of context
-        (multiples of 16) for detectors too large for memory; None: whole images.
+        (multiples of 16) for detectors too large for memory; None: whole images. With
+        ``working_size``, tiles are cut from the resized images.
     memory_budget_bytes : int
-        Working memory for one batch of tilts; sets how many tilts run at once (at least
-        one: :func:`check_memory_budget` refuses a budget one tilt would exceed).
+        Working memory for one batch of tilts (at the working shape); sets how many tilts
+        run at once (at least one: :func:`check_memory_budget` refuses a budget one tilt
+        would exceed).
+    working_size : int, optional
+        Run the transfer with the longer image side at this many pixels, as the FakET
+        authors' CLI does (its end scale; 1024 in the paper, SHREC's native size): each
+        normalised initial and content tilt is resized to :func:`working_shape` (aspect
+        kept), the style tilt too if it is larger, by :func:`resize_images`; the result
+        is resized back to ``(ny, nx)`` by the same resampler before the matching to the
+        style's mean and std. None (default): the native size, no resampling.
     progress : callable, optional
         Called with the number of tilts finished after each batch.
     names : tuple of str
@@ -229,25 +357,32 @@ def stylize_tilt_series(
     FaketInputError
         If the tilt counts differ, shapes of initial and content differ, or a stack is
         constant or holds NaN/Inf.
+    ValueError
+        If ``working_size`` is not positive, or so small that a side would vanish.
     """
     settings = settings or StyleSettings()
     # Each stack is min-max normalised as a whole, one batch of tilts at a time.
     ranges = check_style_inputs(initial, content, style, names)
     n_tilts, ny, nx = initial.shape
-    batch = tilts_per_batch(ny, nx, precision, memory_budget_bytes, tile, halo)
+    shape, style_shape = (ny, nx), (int(style.shape[1]), int(style.shape[2]))
+    if working_size is not None:
+        shape = working_shape(ny, nx, working_size)
+        style_shape = working_shape(*style_shape, working_size, enlarge=False)
+    batch = tilts_per_batch(*shape, precision, memory_budget_bytes, tile, halo)
     out = torch.empty((n_tilts, ny, nx), dtype=torch.float32, device=initial.device)
     for start in range(0, n_tilts, batch):
         part = slice(start, min(n_tilts, start + batch))
-        out[part] = stylize_batch(
+        result = stylize_batch(
             model,
-            _normalised(initial, part, ranges[0]),
-            _normalised(content, part, ranges[1]),
-            _normalised(style, part, ranges[2]),
+            resize_images(_normalised(initial, part, ranges[0]), shape),
+            resize_images(_normalised(content, part, ranges[1]), shape),
+            resize_images(_normalised(style, part, ranges[2]), style_shape),
             settings,
             precision=precision,
             tile=tile,
             halo=halo,
         )
+        out[part] = resize_images(result, (ny, nx))
         if progress is not None:
             progress(part.stop - part.start)
     return match_mean_std(out, style)
