@@ -6,6 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+# One CPU thread per test process: on shared, busy cores torch's default (one thread per
+# core) oversubscribes them and small convolutions ran 5-50x slower. Tests that need a
+# thread count set their own (run.threads).
+torch.set_num_threads(1)
+
 _DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -16,7 +16,11 @@ ANGLES = np.linspace(-60.0, 60.0, N_TILTS)
 
 
 def tiny_config(output: Path, **run: object) -> FaketConfig:
-    """Two 32 x 64 x 64 tomograms at 40 A, 11 tilts, the random backbone, one thread."""
+    """Two 32 x 64 x 64 tomograms at 40 A, 11 tilts, the random backbone, one thread.
+
+    Both noise models: the published one (noisy.mrc, faket.mrc) and the spectral one
+    (noisy_spectral.mrc, faket_spectral.mrc).
+    """
     return FaketConfig.from_dict(
         {
             "run": {
@@ -37,6 +41,8 @@ def tiny_config(output: Path, **run: object) -> FaketConfig:
             },
             "projection": {"tilt_min_deg": -60, "tilt_max_deg": 60, "tilt_step_deg": 12},
             "style": {"backbone": "random"},
+            "noise": {"extra_models": ["spectral"]},
+            "report": {"likeness_steps": 20},  # the likeness section, quickly
         }
     )
 
@@ -66,7 +72,7 @@ def files_config(output: Path, files: dict[str, Path], **sections: dict) -> Fake
         "tilt_series": [str(files["reference"])],
         "angles": [str(files["angles"])],
     }
-    data["noise"] = {"noiseless": [str(files["noiseless"])]}
+    data["noise"] = {**data["noise"], "noiseless": [str(files["noiseless"])]}
     for name, values in sections.items():
         data[name] = {**data[name], **values}
     return FaketConfig.from_dict(data)

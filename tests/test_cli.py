@@ -120,6 +120,40 @@ def test_noise_estimate_then_apply_round_trip(run_cli, tmp_path, rng):
     np.testing.assert_array_equal(read_mrc(noisy).data, expected.numpy())
 
 
+def test_noise_spectra_are_estimated_and_applied_with_the_spectral_model(run_cli, tmp_path, rng):
+    from faket.noise import aggregate_tilt_stats, apply_spectral_noise
+
+    clean = rng.standard_normal((5, 48, 48)).astype(np.float32)
+    noise = rng.standard_normal(clean.shape).astype(np.float32)
+    write_mrc(clean, tmp_path / "clean.mrc")
+    write_mrc(0.6 * clean + 0.8 * noise, tmp_path / "ref.mrc")
+    common = ("--reference", tmp_path / "ref.mrc", "--noiseless", tmp_path / "clean.mrc")
+    code, _, err = run_cli("noise", "estimate", *common, "-o", tmp_path / "flat.json")
+    assert code == 0, err
+    code, _, err = run_cli("noise", "estimate", *common, "--spectra", "-o", tmp_path / "s.json")
+    assert code == 0, err
+    (measured,) = read_noise_stats(tmp_path / "s.json")
+    # white noise and an identity transfer: T ~ r = 0.6, N ~ sigma^2 = 0.64 (ring
+    # averages of ~48 samples at the lowest rings: a loose 0.2 tolerance)
+    assert measured.spectra is not None
+    np.testing.assert_allclose(measured.spectra.transfer[:, 2:].mean(1), 0.6, atol=0.1)
+    np.testing.assert_allclose(measured.spectra.noise_power[:, 2:].mean(1), 0.64, atol=0.1)
+    apply = ("noise", "apply", tmp_path / "clean.mrc", "--modality", "noisy", "--seed", 4)
+    code, _, err = run_cli(
+        *apply, "--stats", tmp_path / "flat.json", "--model", "spectral", "-o", tmp_path / "x.mrc"
+    )
+    assert code == 2 and "flat.json: has no spectra" in err and err.count("\n") == 1
+    assert not (tmp_path / "x.mrc").exists()
+    code, _, err = run_cli(
+        *apply, "--stats", tmp_path / "s.json", "--model", "spectral", "-o", tmp_path / "noisy.mrc"
+    )
+    assert code == 0, err
+    expected = apply_spectral_noise(
+        torch.from_numpy(clean), aggregate_tilt_stats([measured], 2), seed=4
+    )
+    np.testing.assert_allclose(read_mrc(tmp_path / "noisy.mrc").data, expected.numpy(), atol=1e-5)
+
+
 def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(run_cli, tmp_path, rng):
     write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "ref.mrc")
     write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "ref.tlt")
@@ -204,7 +238,17 @@ def test_mismatched_reference_and_noiseless_counts_are_a_usage_error(run_cli, tm
 
 def test_demo_writes_a_dataset_and_its_report(run_cli, tmp_path):
     code, out, err = run_cli(
-        "demo", "-o", tmp_path / "demo", "--size", 32, "--tomograms", 2, "--seed", 5
+        "demo",
+        "-o",
+        tmp_path / "demo",
+        "--size",
+        32,
+        "--tomograms",
+        2,
+        "--seed",
+        5,
+        "--likeness-steps",
+        20,
     )
     assert code == 0, err
     demo = tmp_path / "demo"
@@ -222,6 +266,7 @@ def test_demo_writes_a_dataset_and_its_report(run_cli, tmp_path):
         assert provenance["config"]["style"]["backbone"] == "vgg16-hed"
     report = (demo / "report.html").read_text()
     pngs = ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
+    pngs += ("likeness",)
     for png in (f"report/{name}.png" for name in pngs):
         assert (demo / png).stat().st_size > 1000 and png in report
     assert json.loads((demo / "dataset.json").read_text())["n_tomograms"] == 2
@@ -231,6 +276,7 @@ def test_demo_writes_a_dataset_and_its_report(run_cli, tmp_path):
 def test_demo_is_deterministic_for_a_seed(capsys, tmp_path):
     for name in ("a", "b"):
         args = ["demo", "-o", str(tmp_path / name), "--size", "24", "--tomograms", "1"]
+        args += ["--likeness-steps", "0"]
         assert main([*args, "--seed", "2"]) == 0
     for mrc in ("model_0/noisy.mrc", "model_0/faket.mrc", "reference_1/reference.mrc"):
         assert (tmp_path / "a" / mrc).read_bytes() == (tmp_path / "b" / mrc).read_bytes()

@@ -49,11 +49,13 @@ def test_every_file_of_the_layout_with_consistent_shapes_and_pixel_sizes(dataset
         for name in ("grandmodel", "class_mask", "occupancy_mask"):
             volume = read_mrc(folder / f"{name}.mrc", ndim=3)
             assert volume.data.shape == SHAPE and volume.voxel_size_a == pytest.approx(VOXEL_A)
-        for name in ("noiseless", "reference", "baseline", "noisy", "content", "faket"):
+        modalities = ("baseline", "noisy", "content", "faket")
+        spectral = ("noisy_spectral", "content_spectral", "faket_spectral")
+        for name in ("noiseless", "reference", *modalities, *spectral):
             series = read_mrc(folder / f"{name}.mrc", ndim=3)
             assert series.data.shape == (N_TILTS, SHAPE[1], SHAPE[2]), name
             assert series.voxel_size_a == pytest.approx(VOXEL_A)
-        for name in ("noiseless", "baseline", "noisy", "faket", "reference"):
+        for name in ("noiseless", "baseline", "noisy", "faket", "reference", *spectral[::2]):
             tomogram = read_mrc(folder / f"tomogram_{name}.mrc", ndim=3)
             assert tomogram.data.shape == SHAPE and np.isfinite(tomogram.data).all()
             assert tomogram.voxel_size_a == pytest.approx(VOXEL_A)
@@ -93,6 +95,9 @@ def test_report_references_only_files_that_exist(dataset):
     for link in links:
         assert (dataset / link).is_file() and (dataset / link).stat().st_size > 1000
     assert "model_1" in html and "style" in html  # the timings table
+    assert "report/likeness.png" in links and "faket_spectral" in html  # the likeness table
+    record = json.loads((dataset / "report" / "likeness.json").read_text())
+    assert {"noiseless", "noisy", "faket", "faket_spectral"} <= set(record["modalities"])
 
 
 def test_rerun_skips_finished_tomograms_and_redoes_a_deleted_one(dataset, tmp_path):
@@ -280,3 +285,26 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+def test_content_is_noisys_noise_field_at_a_quarter(dataset):
+    """The published pairing: one seed for NOISY and CONTENT (REFERENCE.md section 2).
+
+    Oracle: per tilt, each modality minus its projection on the standardised noiseless
+    tilt leaves the noise field (up to scale); the two residuals must be the same field.
+    Independent draws would correlate at ~0 (+- 1/sqrt(64^2)).
+    """
+    folder = dataset / "model_0"
+    clean, noisy, content = (
+        torch.from_numpy(read_mrc(folder / f"{n}.mrc", ndim=3).data).double()
+        for n in ("noiseless", "noisy", "content")
+    )
+
+    def residual(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        x, s = x - x.mean(), s - s.mean()
+        return x - (x * s).sum() / (s * s).sum() * s
+
+    for t in range(clean.shape[0]):
+        a, b = residual(noisy[t], clean[t]), residual(content[t], clean[t])
+        corr = float((a * b).sum() / (a.norm() * b.norm()))
+        assert corr > 0.99, (t, corr)

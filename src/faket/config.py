@@ -175,8 +175,23 @@ class ReferenceSettings(_Model):
         return self
 
 
+NoiseModel = Literal["published", "spectral"]
+
+
 class NoiseSettings(_Model):
-    """Where the noise statistics come from when the references are the user's files."""
+    """The noise model, and where its statistics come from when the references are files."""
+
+    model: NoiseModel = Field(
+        default="published",
+        description="Noise model of NOISY and CONTENT (so of FAKET): published (r and sigma "
+        "per tilt: flat transfer, white noise) or spectral (per tilt a radial signal "
+        "transfer T(k) and noise power spectrum N(k)).",
+    )
+    extra_models: list[NoiseModel] = Field(
+        default_factory=list,
+        description="Further noise models, each also made into NOISY, CONTENT and FAKET "
+        "(files <modality>_<model>.mrc), for comparisons in one dataset.",
+    )
 
     stats_file: Path | None = Field(
         default=None, description="Noise statistics JSON (faket noise estimate) to use as they are."
@@ -185,6 +200,20 @@ class NoiseSettings(_Model):
         default_factory=list,
         description="Noiseless tilt-series paired with reference.tilt_series, to estimate.",
     )
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> NoiseSettings:
+        models = [self.model, *self.extra_models]
+        if len(set(models)) != len(models):
+            raise ValueError(
+                f"extra_models {self.extra_models} repeat a model (model: {self.model})"
+            )
+        return self
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Every noise model of the run, the primary one first."""
+        return (self.model, *self.extra_models)
 
 
 class StyleConfig(_Model):
@@ -203,6 +232,11 @@ class StyleConfig(_Model):
     tile: PositiveInt | None = Field(
         default=None,
         description="Tile size in pixels (multiple of 16) for large detectors; null: whole.",
+    )
+    working_size: Annotated[int, Field(ge=16)] | None = Field(
+        default=None,
+        description="Resize the images to this size for the transfer and back (the "
+        "authors' CLI works at 1024); null: the native size.",
     )
 
     @field_validator("tile")
@@ -229,6 +263,19 @@ class ReconstructionSettings(_Model):
     )
 
 
+class ReportSettings(_Model):
+    """The dataset's report (report.html): what it measures besides the figures."""
+
+    likeness: bool = Field(
+        default=True,
+        description="Measure how alike each modality is to another tomogram's reference "
+        "(spectrum, grey values, a domain classifier), next to the floor of two references.",
+    )
+    likeness_steps: PositiveInt = Field(
+        default=300, description="Training steps of each likeness domain classifier."
+    )
+
+
 class FaketConfig(_Model):
     """A whole ``faket simulate`` run."""
 
@@ -241,6 +288,7 @@ class FaketConfig(_Model):
     reconstruction: ReconstructionSettings = Field(
         default=ReconstructionSettings(), description="Reconstruction."
     )
+    report: ReportSettings = Field(default=ReportSettings(), description="The report.")
 
     def tomogram_thickness(self) -> int:
         """Return the tomograms' depth in binned voxels: the setting, or nz / binning."""
@@ -334,10 +382,15 @@ class FaketConfig(_Model):
         return text
 
     def content_hash(self) -> str:
-        """Return a SHA-256 of everything that changes the outputs (not workers, not output)."""
+        """Return a SHA-256 of everything that changes the tomograms' files.
+
+        Not ``run.workers``, ``run.output`` nor the ``report`` section (the report is
+        redrawn on every run).
+        """
         data = self.model_dump(mode="json")
         data["run"].pop("workers")
         data["run"].pop("output")
+        data.pop("report")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

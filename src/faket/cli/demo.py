@@ -43,6 +43,13 @@ from faket.cli._common import DEVICE_OPTION
     "has it (GPU, CPU with AMX/AVX-512 BF16), else fp32 (emulated bf16 is 5-10x slower).",
 )
 @click.option(
+    "--likeness-steps",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="Training steps of each likeness classifier in the report (0: no likeness section).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=1),
     default=1,
@@ -58,6 +65,7 @@ def demo(
     tomograms: int,
     precision: str,
     workers: int,
+    likeness_steps: int,
     force: bool,
     device: str,
 ) -> None:
@@ -66,8 +74,9 @@ def demo(
     Runs the faket simulate pipeline on the built-in configuration (see faket config
     --example): 3 tomograms of 96 x 256 x 256 voxels at 10 Angstrom with the built-in
     particle library, vesicles and fiducials, 41 tilts, the built-in reference
-    microscope as the style source. Writes model_<i>/ folders, dataset.json and
-    report.html into OUTPUT.
+    microscope as the style source, both noise models (published and spectral).
+    Writes model_<i>/ folders, dataset.json and report.html (with the likeness of
+    each modality to the microscope) into OUTPUT.
 
     \b
     Example:
@@ -101,6 +110,7 @@ def demo(
             device=device,
             precision=precision,
             workers=workers,
+            likeness_steps=likeness_steps,
         )
     seconds = time.perf_counter() - start
     click.echo(f"wrote {output}/ in {seconds:.1f} s; open {result.report}")

@@ -70,12 +70,19 @@ def noise() -> None:
     help="Without --noiseless: the band LOW HIGH of the power spectrum, in fractions of "
     "Nyquist (0 < LOW < HIGH <= 1), where the noise is assumed white and the signal decayed.",
 )
+@click.option(
+    "--spectra",
+    is_flag=True,
+    help="Also measure the spectral noise model per tilt (signal transfer T(k) and noise "
+    "power N(k)), for 'faket noise apply --model spectral'.",
+)
 @click.option("-o", "--output", required=True, type=_MRC, help="Statistics JSON to write.")
 def estimate(
     references: tuple[Path, ...],
     noiseless_paths: tuple[Path, ...],
     angle_paths: tuple[Path, ...],
     high_freq_band: tuple[float, float],
+    spectra: bool,
     output: Path,
 ) -> None:
     """Measure per-tilt r, sigma, mean and std of reference tilt-series.
@@ -84,11 +91,13 @@ def estimate(
     reference tilt with its noiseless tilt (the exact minimiser of std(P - r C)) and sigma
     the residual's std. Without: mean and std from the data, sigma from the
     high-frequency plateau of the power spectrum, r = sqrt(1 - sigma^2). sigma and r are
-    in units of the tilt's std; mean and std in the reference's units.
+    in units of the tilt's std; mean and std in the reference's units. With --spectra
+    (and --noiseless), per tilt also T(k) = <R C*> / <|C|^2> and N(k) per frequency ring.
 
     \b
     Examples:
       faket noise estimate --reference R1.mrc R2.mrc --noiseless C1.mrc C2.mrc -o stats.json
+      faket noise estimate --reference R1.mrc --noiseless C1.mrc --spectra -o stats.json
       faket noise estimate --reference mine.mrc --angles mine.tlt -o stats.json
     """
     check_outputs(
@@ -104,6 +113,10 @@ def estimate(
         raise click.UsageError(
             f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
             "files; give one noiseless tilt-series per reference, in the same order"
+        )
+    if spectra and not noiseless_paths:
+        raise click.UsageError(
+            "--spectra needs --noiseless pairs (the transfer is measured against them)"
         )
     if len(angle_paths) not in (0, 1, len(references)):
         raise click.UsageError("give one --angles file for all references, or one per reference")
@@ -134,7 +147,7 @@ def estimate(
                 )
             with _named(ref_path, noiseless_paths[i]):
                 stats = estimate_tilt_stats(
-                    reference, torch.from_numpy(clean), tilt_angles_deg=angles
+                    reference, torch.from_numpy(clean), tilt_angles_deg=angles, spectra=spectra
                 )
         else:
             with _named(ref_path):
@@ -168,21 +181,45 @@ def estimate(
     show_default=True,
     help="noisy: order-2 fits; content: noisy with sigma x 0.25; baseline: order-0 fits.",
 )
-@click.option("--seed", type=int, required=True, help="Seed of the Gaussian noise.")
+@click.option(
+    "--seed",
+    type=int,
+    required=True,
+    help="Seed of the Gaussian noise field. Give noisy, content and baseline the SAME seed: "
+    "CONTENT is then NOISY's noise field at a quarter of its amplitude, as published.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["published", "spectral"]),
+    default="published",
+    show_default=True,
+    help="published: r and sigma per tilt (flat transfer, white noise); spectral: the "
+    "signal filtered by T(k) plus noise coloured to N(k) (needs stats with --spectra). "
+    "BASELINE is always the published model.",
+)
 @click.option("-o", "--output", required=True, type=_MRC, help="Output tilt-series MRC.")
 @DEVICE_OPTION
 def apply(
-    noiseless: Path, stats_path: Path, modality: str, seed: int, output: Path, device: str
+    noiseless: Path,
+    stats_path: Path,
+    modality: str,
+    seed: int,
+    model: str,
+    output: Path,
+    device: str,
 ) -> None:
     """Make the NOISY, CONTENT or BASELINE modality of a NOISELESS tilt-series.
 
     Per tilt: standardise, multiply by r, add Gaussian noise of std sigma (x 0.25 for
     content), then shift and scale to the reference's mean and std, all from the
     statistics' polynomial fits over the tilt index averaged over reference tomograms.
+    With --model spectral the signal is filtered by T(k) and the noise coloured to N(k)
+    (fits per frequency ring over the tilt angle).
 
     \b
     Example:
       faket noise apply noiseless.mrc --stats stats.json --modality noisy --seed 1 -o noisy.mrc
+      faket noise apply noiseless.mrc --stats stats.json --modality content --seed 1 -o content.mrc
     """
     check_outputs({"-o/--output": output}, {"NOISELESS": noiseless, "--stats": stats_path})
 
@@ -194,6 +231,7 @@ def apply(
 
     clean = read_mrc(noiseless, ndim=3)
     measured = read_noise_stats(stats_path)
+    model = "published" if modality == "baseline" else model
     for stats in measured:
         if stats.n_tilts != clean.data.shape[0]:
             raise FaketInputError(
@@ -201,7 +239,13 @@ def apply(
                 f"{clean.data.shape[0]} images",
                 stats_path,
             )
+        if model == "spectral" and stats.spectra is None:
+            raise FaketInputError(
+                "has no spectra for --model spectral; make it with "
+                "'faket noise estimate ... --noiseless ... --spectra'",
+                stats_path,
+            )
     tensor = torch.from_numpy(clean.data).to(resolve_device(device))
-    out = make_modality(tensor, measured, modality, seed=seed, name=str(noiseless))
+    out = make_modality(tensor, measured, modality, seed=seed, name=str(noiseless), model=model)
     write_mrc(out, output, voxel_size_a=clean.voxel_size_a)
     click.echo(f"wrote {output}: {modality}, seed {seed}, {tuple(out.shape)} (tilt, y, x)")

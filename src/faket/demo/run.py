@@ -3,8 +3,9 @@
 :func:`demo_config` is the configuration ``faket demo`` runs: three tomograms of
 96 x 256 x 256 voxels at 10 Angstrom with the built-in particle library, vesicles
 (radius 15-30 nm, so they fit the 96 nm slab) and gold fiducials, 41 tilts from -60 to
-+60 degrees, the built-in reference microscope as the style source. Smaller sizes keep the
-same field of view (coarser voxels), so the particles still fit.
++60 degrees, the built-in reference microscope as the style source, and both noise models
+(published and spectral) so the report compares them. Smaller sizes keep the same field
+of view (coarser voxels), so the particles still fit.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def demo_config(
     device: str = "auto",
     precision: str = "auto",
     workers: int = 1,
+    likeness_steps: int = 300,
 ) -> FaketConfig:
     """Return the demo's configuration.
 
@@ -52,6 +54,8 @@ def demo_config(
         Precision of the style transfer: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
     workers : int
         Tomograms in parallel processes.
+    likeness_steps : int
+        Training steps of the report's likeness classifiers; 0 leaves the section out.
     """
     return FaketConfig.from_dict(
         {
@@ -63,6 +67,10 @@ def demo_config(
                 "precision": precision,
                 "workers": workers,
             },
+            # FAKET with the published noise model (noisy.mrc, faket.mrc) and with the
+            # spectral one (noisy_spectral.mrc, faket_spectral.mrc), side by side.
+            "noise": {"model": "published", "extra_models": ["spectral"]},
+            "report": {"likeness": likeness_steps > 0, "likeness_steps": max(1, likeness_steps)},
             "phantom": {
                 "shape_zyx": [max(1, 3 * size // 8), size, size],
                 "voxel_size_a": DEMO_VOXEL_SIZE_A * DEMO_SIZE / size,

@@ -21,7 +21,8 @@ from faket.pipeline.layout import (
 from faket.pipeline.plan import ReferenceFile, RunPlan, SpecimenPlan, plan_run, resolve_tilt_angles
 from faket.pipeline.resources import ResourceEstimate, estimate_resources
 from faket.pipeline.run import DatasetResult, dataset_index, simulate_dataset
-from faket.pipeline.stages import estimate_noise, make_tomogram, prepare_specimen
+from faket.pipeline.stages import estimate_noise, prepare_specimen
+from faket.pipeline.tomogram import make_tomogram
 
 __all__ = [
     "MODALITY_FILES",

@@ -37,8 +37,34 @@ from faket.io.specimen_files import SPECIMEN_FILES
 MODALITY_FILES = ("baseline", "noisy", "content", "faket")
 """The modalities made from the noiseless projections, in the order they are made."""
 
+MODEL_MODALITIES = ("noisy", "content", "faket")
+"""The modalities each noise model makes (BASELINE is the published model's, order 0)."""
+
 RECONSTRUCTED = ("noiseless", "baseline", "noisy", "faket", "reference")
-"""The tilt-series reconstructed into ``tomogram_<name>.mrc``."""
+"""The tilt-series reconstructed into ``tomogram_<name>.mrc`` (primary noise model)."""
+
+NOISE_MODELS = ("published", "spectral")
+"""Every noise model (`faket.config.NoiseSettings`)."""
+
+
+def model_suffix(model: str, primary: str) -> str:
+    """Return the file-name suffix of a noise model's modalities: "" or ``_<model>``."""
+    return "" if model == primary else f"_{model}"
+
+
+def modality_names(models: tuple[str, ...]) -> list[str]:
+    """Return the modality tilt-series of a run, primary model first (``noisy_spectral`` ...)."""
+    names = list(MODALITY_FILES)
+    for model in models[1:]:
+        names += [f"{m}_{model}" for m in MODEL_MODALITIES]
+    return names
+
+
+def reconstructed_names(models: tuple[str, ...]) -> list[str]:
+    """Return the tilt-series reconstructed into ``tomogram_<name>.mrc``, reference last."""
+    extra = [f"{m}_{model}" for model in models[1:] for m in ("noisy", "faket")]
+    return [*RECONSTRUCTED[:-1], *extra, RECONSTRUCTED[-1]]
+
 
 LABEL_FILES = SPECIMEN_FILES
 """The phantom stage's files in each tomogram folder."""
@@ -49,7 +75,9 @@ SPECIMEN_FOLDER_FILES = (
     "noiseless.mrc",
     "reference.mrc",
     *(f"{m}.mrc" for m in MODALITY_FILES),
+    *(f"{m}_{model}.mrc" for model in NOISE_MODELS for m in MODEL_MODALITIES),
     *(f"tomogram_{m}.mrc" for m in RECONSTRUCTED),
+    *(f"tomogram_{m}_{model}.mrc" for model in NOISE_MODELS for m in ("noisy", "faket")),
     "specimen.json",
     "provenance.json",
 )

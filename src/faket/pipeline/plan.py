@@ -336,6 +336,12 @@ def _check_stats_file(config: FaketConfig, n_tilts: int) -> None:
                 f"noise.stats_file: statistics for {s.n_tilts} tilts, the run projects {n_tilts}",
                 config.noise.stats_file,
             )
+        if "spectral" in config.noise.models and s.spectra is None:
+            raise FaketInputError(
+                "noise.stats_file: has no spectra, which the spectral noise model needs; "
+                "estimate them (faket noise estimate --spectra) or give noise.noiseless pairs",
+                config.noise.stats_file,
+            )
 
 
 def _check_style(config: FaketConfig, precision: str) -> int:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from faket.io import read_mrc, read_noise_stats, read_particle_locations
-from faket.pipeline.layout import MODALITY_FILES, RECONSTRUCTED
+from faket.pipeline.layout import modality_names, reconstructed_names
 from faket.pipeline.plan import RunPlan
 
 FIGURES = ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
@@ -32,7 +32,7 @@ def write_dataset_report(plan: RunPlan) -> Path:
     """Draw the figures of tomogram 0 and write ``report.html``; return its path."""
     from faket.noise import MODALITIES, aggregate_tilt_stats, radial_power_spectrum
     from faket.phantom import builtin_particle
-    from faket.pipeline.stages import style_reference
+    from faket.pipeline.tomogram import style_reference
     from faket.report import (
         plot_noise_stats,
         plot_particle_gallery,
@@ -50,7 +50,7 @@ def write_dataset_report(plan: RunPlan) -> Path:
     angles = plan.tilt_angles
     ref_name = _style_reference_name(plan, 0)
     series = {ref_name: style_reference(plan, 0).numpy()}
-    for name in ("noiseless", *MODALITY_FILES):
+    for name in ("noiseless", *modality_names(config.noise.models)):
         series[name] = read_mrc(model / f"{name}.mrc", ndim=3).data
     plot_projections(
         series, angles.tolist(), figures / "projections.png", wanted_deg=(-40.0, 0.0, 40.0)
@@ -75,7 +75,7 @@ def write_dataset_report(plan: RunPlan) -> Path:
     binning = config.reconstruction.binning
     tomograms = {
         name: read_mrc(model / f"tomogram_{name}.mrc", ndim=3).data
-        for name in RECONSTRUCTED
+        for name in reconstructed_names(config.noise.models)
         if (model / f"tomogram_{name}.mrc").is_file()
     }
     particles = read_particle_locations(model / "particle_locations.txt")
@@ -93,7 +93,9 @@ def write_dataset_report(plan: RunPlan) -> Path:
     if gallery:
         plot_particle_gallery(gallery, figures / "particle_library.png", voxel_size_a=v)
 
+    likeness = _likeness(plan, figures) if config.report.likeness else None
     sections = _sections(plan, ref_name, stats, bool(gallery))
+    sections.insert(len(sections) - 1, _likeness_section(likeness))
     path = out / "report.html"
     write_report(path, f"faket dataset: {out.name}", sections)
     return path
@@ -169,3 +171,59 @@ def _sections(plan: RunPlan, ref_name: str, stats: list[Any], gallery: bool) -> 
         )
     sections.append(Section("Timings (seconds per stage)", table=_timings_table(plan)))
     return sections
+
+
+def _likeness(plan: RunPlan, figures: Path) -> Any:
+    """Measure every modality against another tomogram's reference; None without a floor."""
+    from faket.errors import FaketInputError
+    from faket.evaluation import dataset_likeness, write_likeness_csv
+    from faket.io import write_json
+    from faket.report.figures import plot_likeness
+
+    try:
+        result = dataset_likeness(
+            plan.output, seed=plan.config.run.seed, steps=plan.config.report.likeness_steps
+        )
+    except FaketInputError:  # fewer than two references: no floor to compare with
+        return None
+    record = result.to_dict()
+    write_json(record, figures / "likeness.json")
+    write_likeness_csv(result, figures / "likeness.csv")
+    plot_likeness(record, figures / "likeness.png")
+    return result
+
+
+def _likeness_section(result: Any) -> Any:
+    from faket.report import Section
+
+    title = "Likeness to the microscope"
+    if result is None:
+        return Section(
+            title,
+            text="Not measured: it needs the references of two different tomograms (the "
+            "floor), or report.likeness is off. Run faket evaluate likeness on a dataset "
+            "with two or more.",
+        )
+    rows = [["modality", "spectrum log-distance", "grey W1", "domain AUC", "spectrum / floor"]]
+    for row in result.table():
+        ratio = row.get("spectrum_log_distance_ratio")
+        rows.append(
+            [
+                str(row["modality"]),
+                f"{row['spectrum_log_distance']:.3f}",
+                f"{row['grey_w1']:.3f}",
+                f"{row['domain_auc']:.3f}",
+                "" if ratio is None else f"{ratio:.2f}",
+            ]
+        )
+    return Section(
+        title,
+        "report/likeness.png",
+        "Each modality against the reference of ANOTHER tomogram: the radial power-spectrum "
+        "log-distance (decades), the Wasserstein-1 distance of standardised grey values, "
+        "and the held-out AUC of a small CNN trained to tell the modality's patches from "
+        "the reference's (0.5: indistinguishable). The floor row: two references of "
+        "different tomograms of the same microscope. Lower is more alike. Files: "
+        "report/likeness.json, report/likeness.csv.",
+        table=rows,
+    )

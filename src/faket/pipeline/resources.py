@@ -89,10 +89,12 @@ def estimate_resources(
         s.count for s in config.phantom.structures
     )
     microscope = config.reference.source == "microscope"
+    extra = len(config.noise.extra_models)
     per_tomogram = (
         3 * (volume + _MRC_HEADER)
         + (6 if microscope else 5) * (series + _MRC_HEADER)
         + (5 if microscope else 4) * (tomogram + _MRC_HEADER)
+        + extra * (3 * series + 2 * tomogram + 5 * _MRC_HEADER)
         + _SMALL_FILES_BYTES
         + 2 * _PARTICLE_LINE_BYTES * n_particles
     )
@@ -111,7 +113,9 @@ def estimate_resources(
         _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
     )
     style = max(style_bytes_per_tilt, 2 * 2**30)
-    phase3 = 7 * series + style + _BACKBONE_BYTES + back_projector + tomogram + series // b**2
+    n_series = 7 + 3 * len(config.noise.extra_models)  # modalities, reference, style's
+    phase3 = n_series * series + style + _BACKBONE_BYTES + back_projector + tomogram
+    phase3 += series // b**2
     memory = _PROCESS_BASE_BYTES + max(phase1, phase3)
     return ResourceEstimate(disk, memory, min(config.run.workers, n))
 

@@ -21,13 +21,14 @@ from faket.pipeline._workers import die_with_parent
 from faket.pipeline.inputs import write_hash_cache
 from faket.pipeline.layout import (
     LABEL_FILES,
-    MODALITY_FILES,
-    RECONSTRUCTED,
+    modality_names,
+    reconstructed_names,
     remove_stale_temporaries,
     remove_written_files,
 )
 from faket.pipeline.plan import RunPlan, plan_run
-from faket.pipeline.stages import estimate_noise, is_done, make_tomogram, prepare_specimen
+from faket.pipeline.stages import estimate_noise, is_done, prepare_specimen
+from faket.pipeline.tomogram import make_tomogram
 
 Task = Callable[[RunPlan, int], dict[str, float]]
 
@@ -112,12 +113,14 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
     config = plan.config
     microscope = config.reference.source == "microscope"
     tomograms = []
+    models = config.noise.models
     for spec in plan.specimens[: plan.n_tomograms]:
         files = [*LABEL_FILES, "tilt_angles.tlt", "noiseless.mrc"]
-        files += [f"{m}.mrc" for m in MODALITY_FILES]
+        files += [f"{m}.mrc" for m in modality_names(models)]
         if microscope:
             files.append("reference.mrc")
-        files += [f"tomogram_{n}.mrc" for n in RECONSTRUCTED if n != "reference" or microscope]
+        recon = reconstructed_names(models)
+        files += [f"tomogram_{n}.mrc" for n in recon if n != "reference" or microscope]
         files += ["provenance.json"]
         tomograms.append(
             {
@@ -137,6 +140,8 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
         "voxel_size_a": plan.voxel_size_a,
         "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
         "tilt_angles_deg": list(plan.tilt_angles_deg),
+        "noise_models": list(models),
+        "modalities": modality_names(models),
         "reference_source": config.reference.source,
         "reference_specimens": [s.folder.name for s in plan.specimens]
         if microscope

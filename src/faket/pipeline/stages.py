@@ -8,9 +8,7 @@
   ``noise_stats.json``. They are aggregated across references by each modality's
   polynomial fit (REFERENCE.md section 2), which is why this phase sits between the two
   parallel ones.
-- Phase 3, :func:`make_tomogram` (parallel over tomograms): BASELINE, NOISY, CONTENT ->
-  FAKET (styled with the reference of ANOTHER specimen) -> reconstructions.
-  ``provenance.json`` is written last: it marks the tomogram complete.
+- Phase 3, `faket.pipeline.tomogram.make_tomogram` (parallel over tomograms).
 
 Every derived value (angles, seeds, folders, pairing, thickness, microscope settings,
 resume keys) comes from the :class:`faket.pipeline.plan.RunPlan`; the stages are wired,
@@ -41,11 +39,13 @@ from faket.io import (
     write_noise_stats,
     write_tilt_angles,
 )
-from faket.io.provenance import write_provenance
-from faket.pipeline.layout import MODALITY_FILES, RECONSTRUCTED
 
 if TYPE_CHECKING:
     from faket.pipeline.plan import RunPlan
+
+
+NOISE_SEED_OFFSET = 10
+"""BASELINE, NOISY and CONTENT draw their Gaussian field from the tomogram's seed + 10."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -61,7 +61,7 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-class _Timer:
+class StageTimer:
     """Wall-clock seconds per named stage."""
 
     def __init__(self) -> None:
@@ -69,12 +69,13 @@ class _Timer:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as stage ``name``."""
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 4)
 
 
-def _set_threads(config: FaketConfig) -> None:
+def set_threads(config: FaketConfig) -> None:
     """Apply ``run.threads`` (CPU threads per task) in whatever process runs the task.
 
     The thread count changes the order of floating-point sums, hence the last bits of
@@ -125,9 +126,9 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     marker = spec.folder / "specimen.json"
     if is_done(marker, spec.resume_key):
         return {}
-    _set_threads(config)
+    set_threads(config)
     p, v = config.phantom, plan.voxel_size_a
-    timer = _Timer()
+    timer = StageTimer()
     with timer("phantom"):
         specimen = build_specimen(
             particle_classes(config),
@@ -214,10 +215,18 @@ def _stats_from_files(plan: RunPlan) -> list[Any]:
         reference, _ = read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))
         noiseless = torch.from_numpy(read_mrc(ref.noiseless, ndim=3).data)
         measured = estimate_tilt_stats(
-            reference, noiseless, tilt_angles_deg=list(ref.tilt_angles_deg)
+            reference,
+            noiseless,
+            tilt_angles_deg=list(ref.tilt_angles_deg),
+            spectra=_needs_spectra(plan),
         )
         stats.append(dataclasses.replace(measured, source=str(ref.tilt_series)))
     return stats
+
+
+def _needs_spectra(plan: RunPlan) -> bool:
+    """Return whether a noise model of the run is spectral (the spectra are then measured)."""
+    return "spectral" in plan.config.noise.models
 
 
 def estimate_noise(plan: RunPlan) -> list[Any]:
@@ -237,7 +246,9 @@ def estimate_noise(plan: RunPlan) -> list[Any]:
         for spec in plan.specimens:
             reference = torch.from_numpy(read_mrc(spec.folder / "reference.mrc", ndim=3).data)
             noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
-            measured = estimate_tilt_stats(reference, noiseless, tilt_angles_deg=plan.tilt_angles)
+            measured = estimate_tilt_stats(
+                reference, noiseless, tilt_angles_deg=plan.tilt_angles, spectra=_needs_spectra(plan)
+            )
             stats.append(dataclasses.replace(measured, source=spec.folder.name))
     write_noise_stats(stats, plan.output / "noise_stats.json")
     return stats
@@ -258,12 +269,12 @@ def _reconstruct_user_references(plan: RunPlan) -> None:
             continue
         folder.mkdir(parents=True, exist_ok=True)
         reference, pixel_size = read_reference(ref.tilt_series, ref.angles, ref.shape[0])
-        tomogram, size = _reconstruct(plan, reference, ref.tilt_angles_deg, pixel_size)
+        tomogram, size = reconstruct_series(plan, reference, ref.tilt_angles_deg, pixel_size)
         write_mrc(tomogram, target, voxel_size_a=size)
         write_json({"resume_key": key, "source": str(ref.tilt_series)}, marker)
 
 
-def _reconstruct(
+def reconstruct_series(
     plan: RunPlan, series: torch.Tensor, angles: tuple[float, ...], pixel_size_a: float | None
 ) -> tuple[torch.Tensor, float | None]:
     """Bin and back-project one tilt-series with the run's settings."""
@@ -292,118 +303,3 @@ def load_style_backbone(name: str, weights: str | None, device: str) -> Any:
     from faket.style import load_backbone
 
     return load_backbone(name, weights_path=weights).to(torch.device(device))
-
-
-def style_reference(plan: RunPlan, index: int) -> torch.Tensor:
-    """Return the reference tilt-series that styles tomogram ``index`` (another content)."""
-    j = plan.specimens[index].style_source
-    if plan.config.reference.source == "files":
-        ref = plan.references[j]
-        return read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))[0]
-    return torch.from_numpy(read_mrc(plan.specimens[j].folder / "reference.mrc", ndim=3).data)
-
-
-def _style_name(plan: RunPlan, index: int) -> str:
-    """Return the file of the reference that styles tomogram ``index`` (for messages)."""
-    j = plan.specimens[index].style_source
-    if plan.config.reference.source == "files":
-        return str(plan.references[j].tilt_series)
-    return str(plan.specimens[j].folder / "reference.mrc")
-
-
-def _make_modalities(
-    plan: RunPlan, index: int, noiseless: torch.Tensor, timer: _Timer
-) -> dict[str, torch.Tensor]:
-    """BASELINE, NOISY and CONTENT of tomogram ``index``, written."""
-    from faket.noise import make_modality
-
-    spec = plan.specimens[index]
-    stats = read_noise_stats(plan.output / "noise_stats.json")
-    series = {}
-    with timer("modalities"):
-        for k, name in enumerate(MODALITY_FILES[:-1]):
-            series[name] = make_modality(
-                noiseless,
-                stats,
-                name,
-                seed=spec.seed + 10 + k,
-                name=str(spec.folder / "noiseless.mrc"),
-            )
-            write_mrc(series[name], spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
-    return series
-
-
-def _make_faket(plan: RunPlan, index: int, series: dict[str, torch.Tensor]) -> torch.Tensor:
-    from faket._runtime import heap_trimmer
-    from faket.style import StyleSettings
-    from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
-
-    s, device = plan.config.style, torch.device(plan.device)
-    folder = plan.specimens[index].folder
-    model = load_style_backbone(
-        s.backbone, None if s.weights_path is None else str(s.weights_path), plan.device
-    )
-    faket = stylize_tilt_series(
-        model,
-        series["noisy"],
-        series["content"],
-        style_reference(plan, index).to(device),
-        StyleSettings(iterations=s.iterations, step_size=s.step_size),
-        precision=plan.precision,
-        tile=s.tile,
-        # As faket style: heap reuse must not grow memory from tomogram to tomogram.
-        progress=heap_trimmer(DEFAULT_MEMORY_BUDGET_BYTES),
-        names=(str(folder / "noisy.mrc"), str(folder / "content.mrc"), _style_name(plan, index)),
-    )
-    write_mrc(faket, folder / "faket.mrc", voxel_size_a=plan.voxel_size_a)
-    return faket
-
-
-def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
-    """Phase 3 for tomogram ``index``: modalities, FAKET, reconstructions, provenance.
-
-    Skipped when its ``provenance.json`` holds the current resume key. Returns the
-    seconds per stage of the whole tomogram (phase 1 included; empty when skipped).
-    """
-    config, spec = plan.config, plan.specimens[index]
-    if is_done(spec.folder / "provenance.json", spec.resume_key):
-        return {}
-    _set_threads(config)
-    device = torch.device(plan.device)
-    timer = _Timer()
-    noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
-    series = {"noiseless": noiseless.to(device)}
-    series.update(_make_modalities(plan, index, series["noiseless"], timer))
-    with timer("style"):
-        series["faket"] = _make_faket(plan, index, series)
-    if plan.microscope is not None:
-        reference = read_mrc(spec.folder / "reference.mrc", ndim=3).data
-        series["reference"] = torch.from_numpy(reference)
-    with timer("reconstruct"):
-        for name in RECONSTRUCTED:
-            if name in series:
-                tomogram, size = _reconstruct(
-                    plan, series[name], plan.tilt_angles_deg, plan.voxel_size_a
-                )
-                write_mrc(tomogram, spec.folder / f"tomogram_{name}.mrc", voxel_size_a=size)
-    phase1 = read_json_object(spec.folder / "specimen.json") or {}
-    timings = {**phase1.get("timings_s", {}), **timer.seconds}
-    write_provenance(
-        spec.folder / "provenance.json",
-        {
-            "resume_key": spec.resume_key,
-            "config_sha256": config.content_hash(),
-            "inputs_sha256": plan.inputs_sha256,
-            "config": config.model_dump(mode="json"),
-            "index": index,
-            "seed": spec.seed,
-            "style_reference": spec.style_source,
-            "device": plan.device,
-            "precision": plan.precision,
-            "tilt_angles_deg": list(plan.tilt_angles_deg),
-            "voxel_size_a": plan.voxel_size_a,
-            "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
-            "timings_s": timings,
-        },
-    )
-    return timings
