@@ -297,3 +297,35 @@ def test_angle_count_mismatch_names_both_files(run_cli, tmp_path, rng):
     )
     assert code == 2 and "ref.tlt" in err and "ref.mrc" in err and "4" in err and "3" in err
     assert not (tmp_path / "s.json").exists()
+
+
+def test_noise_spectra_of_an_unlabelled_reference_come_from_a_ctf_fit(run_cli, tmp_path, rng):
+    """Wiring only: the CTF fit itself is tested in tests/test_noise_ctf_fit.py."""
+    write_mrc(
+        rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "r.mrc", voxel_size_a=4.0
+    )
+    write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "n.mrc")
+    code, out, err = run_cli(
+        "noise",
+        "estimate",
+        "--reference",
+        tmp_path / "r.mrc",
+        "--spectra",
+        "-o",
+        tmp_path / "s.json",
+    )
+    assert code == 0, err
+    (stats,) = read_noise_stats(tmp_path / "s.json")
+    assert "CTF fit" in out and stats.method == "unlabelled" and stats.spectra is not None
+    # white noise: all noise, no signal (the fit's own white-noise case)
+    assert float(stats.sigma.min()) > 0.9
+    code, _, err = run_cli(
+        "noise",
+        "estimate",
+        "--reference",
+        tmp_path / "n.mrc",
+        "--spectra",
+        "-o",
+        tmp_path / "t.json",
+    )
+    assert code == 2 and "needs the pixel size" in err and not (tmp_path / "t.json").exists()

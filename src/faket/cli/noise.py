@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -91,8 +92,10 @@ def estimate(
     reference tilt with its noiseless tilt (the exact minimiser of std(P - r C)) and sigma
     the residual's std. Without: mean and std from the data, sigma from the
     high-frequency plateau of the power spectrum, r = sqrt(1 - sigma^2). sigma and r are
-    in units of the tilt's std; mean and std in the reference's units. With --spectra
-    (and --noiseless), per tilt also T(k) = <R C*> / <|C|^2> and N(k) per frequency ring.
+    in units of the tilt's std; mean and std in the reference's units. With --spectra,
+    per tilt also T(k) and N(k) per frequency ring: from the pairs (T = <R C*> / <|C|^2>),
+    or without --noiseless from a CTF fit to the reference's own power spectrum (voltage
+    300 kV, Cs 2.7 mm, amplitude contrast 0.07; pixel size from the header).
 
     \b
     Examples:
@@ -113,10 +116,6 @@ def estimate(
         raise click.UsageError(
             f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
             "files; give one noiseless tilt-series per reference, in the same order"
-        )
-    if spectra and not noiseless_paths:
-        raise click.UsageError(
-            "--spectra needs --noiseless pairs (the transfer is measured against them)"
         )
     if len(angle_paths) not in (0, 1, len(references)):
         raise click.UsageError("give one --angles file for all references, or one per reference")
@@ -149,6 +148,8 @@ def estimate(
                 stats = estimate_tilt_stats(
                     reference, torch.from_numpy(clean), tilt_angles_deg=angles, spectra=spectra
                 )
+        elif spectra:
+            stats = _ctf_fit_stats(ref_path, reference, angles)
         else:
             with _named(ref_path):
                 try:
@@ -169,6 +170,32 @@ def estimate(
         )
     write_noise_stats(measured, output)
     click.echo(f"wrote {output}")
+
+
+def _ctf_fit_stats(path: Path, reference: Any, angles: Any) -> Any:
+    """Spectra of a reference without a noiseless pair: a CTF fit to its own spectrum."""
+    import dataclasses
+
+    from faket.errors import FaketInputError
+    from faket.io import read_voxel_size
+    from faket.noise import estimate_tilt_spectra_unlabelled
+
+    pixel_size = read_voxel_size(path)
+    if pixel_size is None:
+        raise FaketInputError(
+            "--spectra without --noiseless needs the pixel size in the header", path
+        )
+    with _named(path):
+        fit = estimate_tilt_spectra_unlabelled(
+            reference,
+            pixel_size_a=pixel_size,
+            tilt_angles_deg=angles,  # type: ignore[arg-type]
+        )
+    click.echo(
+        f"{path}: CTF fit, defocus {float(fit.defocus_um.min()):.2f}.."
+        f"{float(fit.defocus_um.max()):.2f} um, fit score {float(fit.fit_score.median()):.2f}"
+    )
+    return dataclasses.replace(fit.tilt_stats(str(path)), spectra=fit.tilt_spectra())
 
 
 @noise.command()

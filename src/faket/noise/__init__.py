@@ -9,7 +9,8 @@
   (:data:`MODALITIES`), with the published or the spectral model (:data:`NOISE_MODELS`).
 - The spectral model: :class:`TiltSpectra` (radial transfer ``T(k)`` and noise power
   ``N(k)`` per tilt), :func:`estimate_tilt_spectra`, :func:`aggregate_tilt_spectra`,
-  :func:`apply_spectral_noise`.
+  :func:`apply_spectral_noise`; for a reference without a noiseless pair,
+  :func:`estimate_tilt_spectra_unlabelled` (a CTF fit to its own power spectrum).
 """
 
 from faket.noise.aggregate import (
@@ -18,6 +19,7 @@ from faket.noise.aggregate import (
     fit_polynomial_coefficients,
     fit_tilt_stats,
 )
+from faket.noise.ctf_fit import CtfFit, estimate_tilt_spectra_unlabelled
 from faket.noise.generate import (
     MODALITIES,
     NOISE_MODELS,
@@ -33,6 +35,7 @@ from faket.noise.stats import METHODS, TiltStats, estimate_tilt_stats
 from faket.noise.unlabelled import estimate_tilt_stats_unlabelled, radial_power_spectrum
 
 __all__ = [
+    "CtfFit",
     "METHODS",
     "MODALITIES",
     "NOISE_MODELS",
@@ -45,6 +48,7 @@ __all__ = [
     "apply_spectral_noise",
     "common_frequency_grid",
     "estimate_tilt_spectra",
+    "estimate_tilt_spectra_unlabelled",
     "estimate_tilt_stats",
     "estimate_tilt_stats_unlabelled",
     "evaluate_polynomial",
