@@ -164,6 +164,16 @@ def remove_stale_temporaries(output: Path) -> list[Path]:
     return removed
 
 
+def written_files(output: Path) -> list[Path]:
+    """Return the dataset's files that faket wrote (the layout's names), those that exist."""
+    return [
+        file
+        for folder in _faket_folders(output)
+        for file in folder.iterdir()
+        if file.is_file() and written_by_faket(file, output)
+    ]
+
+
 def remove_written_files(output: Path) -> list[Path]:
     """Remove the files faket wrote in a dataset (for ``--force``); keep everything else.
 
@@ -171,11 +181,10 @@ def remove_written_files(output: Path) -> list[Path]:
     user's stays, with that file.
     """
     removed = remove_stale_temporaries(output)
+    for file in written_files(output):
+        file.unlink()
+        removed.append(file)
     for folder in _faket_folders(output):
-        for file in folder.iterdir():
-            if file.is_file() and written_by_faket(file, output):
-                file.unlink()
-                removed.append(file)
         if folder != output and not any(folder.iterdir()):
             folder.rmdir()
     return removed

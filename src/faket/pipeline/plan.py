@@ -28,6 +28,7 @@ from faket.pipeline.layout import (
     specimen_seed,
     style_source,
     written_by_faket,
+    written_files,
 )
 from faket.pipeline.resources import ResourceEstimate, check_resources, estimate_resources
 
@@ -167,8 +168,8 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
     from faket._precision import resolve_precision
     from faket.pipeline.stages import resolve_device
 
-    device = str(resolve_device(config.run.device))
-    precision = resolve_precision(config.run.precision, resolve_device(device))
+    torch_device = resolve_device(config.run.device)
+    device, precision = str(torch_device), resolve_precision(config.run.precision, torch_device)
     output = Path(config.run.output).absolute()
     _check_output_folder(output)
     files = input_files(config)
@@ -177,7 +178,7 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
     _check_structures(config)
     references = _check_references(config, angles)
     _check_stats_file(config, len(angles))
-    style_bytes = _check_style(config, precision)
+    style_bytes = _check_style(config, precision, device)
     cache = read_hash_cache(output)
     digest = inputs_digest(files, cache)
     thickness = config.tomogram_thickness()
@@ -188,15 +189,16 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
         check_resources(resources, output, already_written_bytes=_written_bytes(output))
     # The resolved device type and precision change the last bits of the outputs.
     base = f"{config.content_hash()}:{digest}:{torch_device_type(device)}:{precision}"
+    seeds = [specimen_seed(config, j) for j in range(n_specimens(config))]
     specimens = tuple(
         SpecimenPlan(
             index=j,
             folder=specimen_dir(config, j).absolute(),
-            seed=specimen_seed(config, j),
-            resume_key=f"{base}:{specimen_seed(config, j)}",
+            seed=seed,
+            resume_key=f"{base}:{seed}",
             style_source=style_source(config, j) if j < config.run.n_tomograms else -1,
         )
-        for j in range(n_specimens(config))
+        for j, seed in enumerate(seeds)
     )
     v = config.phantom.voxel_size_a
     return RunPlan(
@@ -308,7 +310,10 @@ def _check_references(config: FaketConfig, angles: np.ndarray) -> tuple[Referenc
 
 
 def _check_noiseless_pair(path: Path, reference: Path, shape: tuple[int, ...]) -> None:
+    import torch
+
     from faket.io import read_mrc
+    from faket.pipeline.stages import first_constant_tilt
 
     data = read_mrc(path, ndim=3).data
     if data.shape != shape:
@@ -316,12 +321,10 @@ def _check_noiseless_pair(path: Path, reference: Path, shape: tuple[int, ...]) -
             f"noise.noiseless: shape {data.shape} differs from its reference {reference} {shape}",
             path,
         )
-    flat = data.reshape(data.shape[0], -1)
-    constant = np.flatnonzero(flat.max(1) <= flat.min(1))
-    if constant.size:
+    constant = first_constant_tilt(torch.from_numpy(data))
+    if constant is not None:
         raise FaketInputError(
-            f"noise.noiseless: tilt {int(constant[0])} is constant (no signal to pair with)",
-            path,
+            f"noise.noiseless: tilt {constant} is constant (no signal to pair with)", path
         )
 
 
@@ -344,24 +347,21 @@ def _check_stats_file(config: FaketConfig, n_tilts: int) -> None:
             )
 
 
-def _check_style(config: FaketConfig, precision: str) -> int:
-    """Load the backbone once (weights checked) and return one tilt's working bytes."""
+def _check_style(config: FaketConfig, precision: str, device: str) -> int:
+    """Load the backbone (weights checked) and return one tilt's working bytes.
+
+    Loaded on the run's device, so an in-process run reuses it (`load_style_backbone`
+    caches it per process) instead of loading it a second time.
+    """
     from faket.pipeline.stages import load_style_backbone
     from faket.style.series import style_bytes_per_tilt
 
     s = config.style
-    load_style_backbone(s.backbone, None if s.weights_path is None else str(s.weights_path), "cpu")
+    load_style_backbone(s.backbone, None if s.weights_path is None else str(s.weights_path), device)
     _, ny, nx = config.phantom.shape_zyx
     return style_bytes_per_tilt(ny, nx, precision, s.tile)
 
 
 def _written_bytes(output: Path) -> int:
     """Bytes of faket's files already in ``output`` (a resumed run replaces them)."""
-    if not output.is_dir():
-        return 0
-    total = 0
-    for folder in (output, *(p for p in output.iterdir() if p.is_dir())):
-        for file in folder.iterdir():
-            if file.is_file() and written_by_faket(file, output):
-                total += file.stat().st_size
-    return total
+    return sum(file.stat().st_size for file in written_files(output))

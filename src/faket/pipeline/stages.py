@@ -196,11 +196,17 @@ def read_reference(
         )
     if min(data.shape[1:]) < 2:
         raise FaketInputError(f"images of {tuple(data.shape[1:])} pixels are too small", path)
-    flat = data.reshape(data.shape[0], -1)
-    constant = torch.nonzero(flat.amax(1) <= flat.amin(1)).flatten()
-    if constant.numel():
-        raise FaketInputError(f"tilt {int(constant[0])} is constant (an empty image)", path)
+    constant = first_constant_tilt(data)
+    if constant is not None:
+        raise FaketInputError(f"tilt {constant} is constant (an empty image)", path)
     return data, mrc.voxel_size_a
+
+
+def first_constant_tilt(series: Any) -> int | None:
+    """Return the index of the first constant image of a ``(n, ny, nx)`` stack, or None."""
+    flat = torch.as_tensor(series).reshape(series.shape[0], -1)
+    constant = torch.nonzero(flat.amax(1) <= flat.amin(1)).flatten()
+    return int(constant[0]) if constant.numel() else None
 
 
 def _stats_from_files(plan: RunPlan) -> list[Any]:

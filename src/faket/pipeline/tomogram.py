@@ -13,7 +13,7 @@ quarter of its amplitude, not a new draw (REFERENCE.md section 2).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -52,7 +52,7 @@ def _style_name(plan: RunPlan, index: int) -> str:
 
 
 def _make_modalities(
-    plan: RunPlan, index: int, noiseless: torch.Tensor, model: str
+    plan: RunPlan, index: int, noiseless: torch.Tensor, stats: list[Any], model: str
 ) -> dict[str, torch.Tensor]:
     """NOISY and CONTENT of one noise model (and BASELINE with the primary), written."""
     from faket.noise import make_modality
@@ -60,7 +60,6 @@ def _make_modalities(
     spec = plan.specimens[index]
     primary = model == plan.config.noise.model
     suffix = model_suffix(model, plan.config.noise.model)
-    stats = read_noise_stats(plan.output / "noise_stats.json")
     series = {}
     for modality in ("baseline", "noisy", "content") if primary else ("noisy", "content"):
         name = f"{modality}{suffix}"
@@ -124,10 +123,11 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
     timer = StageTimer()
     noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
     series = {"noiseless": noiseless.to(torch.device(plan.device))}
+    stats = read_noise_stats(plan.output / "noise_stats.json")
     for model in config.noise.models:
         suffix = model_suffix(model, config.noise.model)
         with timer(f"modalities{suffix}"):
-            series.update(_make_modalities(plan, index, series["noiseless"], model))
+            series.update(_make_modalities(plan, index, series["noiseless"], stats, model))
         with timer(f"style{suffix}"):
             series[f"faket{suffix}"] = _make_faket(plan, index, series, suffix)
     if plan.microscope is not None:
