@@ -238,6 +238,11 @@ class StyleConfig(_Model):
         description="Resize the images to this size for the transfer and back (the "
         "authors' CLI works at 1024); null: the native size.",
     )
+    ablation_models: list[NoiseModel] = Field(
+        default_factory=list,
+        description="Noise models whose NOISY is also styled with a randomly initialised "
+        "backbone (the paper's FAKET_RANDOM ablation), into faket_random<suffix>.mrc.",
+    )
 
     @field_validator("tile")
     @classmethod
@@ -343,6 +348,23 @@ class FaketConfig(_Model):
                     f"{len(self.noise.noiseless)} noise.noiseless files for "
                     f"{len(self.reference.tilt_series)} reference.tilt_series"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _ablation_models_run(self) -> FaketConfig:
+        ablation = self.style.ablation_models
+        unknown = sorted(set(ablation) - set(self.noise.models))
+        if unknown:
+            raise ValueError(
+                f"style.ablation_models {', '.join(unknown)} is not a noise model of the run "
+                f"(noise.model, noise.extra_models: {', '.join(self.noise.models)})"
+            )
+        if len(set(ablation)) != len(ablation):
+            raise ValueError(f"style.ablation_models {ablation} repeat a model")
+        if ablation and self.style.backbone == "random":
+            raise ValueError(
+                "style.ablation_models with style.backbone random: FAKET_RANDOM would repeat FAKET"
+            )
         return self
 
     @classmethod

@@ -14,6 +14,7 @@ Dataset layout (``run.output``)::
         tilt_angles.tlt, noiseless.mrc                          noiseless projections
         reference.mrc            the microscope's image of this content (source: microscope)
         baseline.mrc, noisy.mrc, content.mrc, faket.mrc         the modalities
+        faket_random.mrc         FAKET with the random backbone (style.ablation_models)
         tomogram_<modality>.mrc  reconstructions (noiseless, baseline, noisy, faket, reference)
         specimen.json            phase-1 completion marker
         provenance.json          config, versions, seed, device, timings; written LAST
@@ -43,6 +44,9 @@ MODEL_MODALITIES = ("noisy", "content", "faket")
 RECONSTRUCTED = ("noiseless", "baseline", "noisy", "faket", "reference")
 """The tilt-series reconstructed into ``tomogram_<name>.mrc`` (primary noise model)."""
 
+RANDOM_FAKET = "faket_random"
+"""FAKET styled with the random backbone (``style.ablation_models``): ``faket_random<suffix>``."""
+
 NOISE_MODELS = ("published", "spectral")
 """Every noise model (`faket.config.NoiseSettings`)."""
 
@@ -52,19 +56,44 @@ def model_suffix(model: str, primary: str) -> str:
     return "" if model == primary else f"_{model}"
 
 
-def modality_names(models: tuple[str, ...]) -> list[str]:
-    """Return the modality tilt-series of a run, primary model first (``noisy_spectral`` ...)."""
-    names = list(MODALITY_FILES)
-    for model in models[1:]:
-        names += [f"{m}_{model}" for m in MODEL_MODALITIES]
+def modality_names(models: tuple[str, ...], ablation: tuple[str, ...] = ()) -> list[str]:
+    """Return the modality tilt-series of a run, primary model first (``noisy_spectral`` ...).
+
+    Parameters
+    ----------
+    models : tuple of str
+        The run's noise models, the primary one first (`NoiseSettings.models`).
+    ablation : tuple of str
+        The models also styled with the random backbone (``style.ablation_models``):
+        each adds ``faket_random<suffix>`` after the model's FAKET.
+    """
+    names: list[str] = []
+    for model in models:
+        suffix = model_suffix(model, models[0])
+        names += (
+            MODALITY_FILES if model == models[0] else [f"{m}{suffix}" for m in MODEL_MODALITIES]
+        )
+        if model in ablation:
+            names.append(f"{RANDOM_FAKET}{suffix}")
     return names
 
 
-def reconstructed_names(models: tuple[str, ...]) -> list[str]:
-    """Return the tilt-series reconstructed into ``tomogram_<name>.mrc``, reference last."""
-    extra = [f"{m}_{model}" for model in models[1:] for m in ("noisy", "faket")]
-    return [*RECONSTRUCTED[:-1], *extra, RECONSTRUCTED[-1]]
+def reconstructed_names(models: tuple[str, ...], ablation: tuple[str, ...] = ()) -> list[str]:
+    """Return the tilt-series reconstructed into ``tomogram_<name>.mrc``, reference last.
 
+    ``ablation`` as in `modality_names`: each adds ``faket_random<suffix>``.
+    """
+    names = list(RECONSTRUCTED[:-1])
+    if models[0] in ablation:
+        names.append(RANDOM_FAKET)
+    for model in models[1:]:
+        names += [f"noisy_{model}", f"faket_{model}"]
+        if model in ablation:
+            names.append(f"{RANDOM_FAKET}_{model}")
+    return [*names, RECONSTRUCTED[-1]]
+
+
+_SUFFIXES = tuple(f"_{model}" for model in NOISE_MODELS)
 
 LABEL_FILES = SPECIMEN_FILES
 """The phantom stage's files in each tomogram folder."""
@@ -78,6 +107,7 @@ SPECIMEN_FOLDER_FILES = (
     *(f"{m}_{model}.mrc" for model in NOISE_MODELS for m in MODEL_MODALITIES),
     *(f"tomogram_{m}.mrc" for m in RECONSTRUCTED),
     *(f"tomogram_{m}_{model}.mrc" for model in NOISE_MODELS for m in ("noisy", "faket")),
+    *(f"{t}{RANDOM_FAKET}{s}.mrc" for t in ("", "tomogram_") for s in ("", *_SUFFIXES)),
     "specimen.json",
     "provenance.json",
 )

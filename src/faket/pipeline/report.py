@@ -50,7 +50,10 @@ def write_dataset_report(plan: RunPlan) -> Path:
     angles = plan.tilt_angles
     ref_name = _style_reference_name(plan, 0)
     series = {ref_name: style_reference(plan, 0).numpy()}
-    for name in ("noiseless", *modality_names(config.noise.models)):
+    for name in (
+        "noiseless",
+        *modality_names(config.noise.models, tuple(config.style.ablation_models)),
+    ):
         series[name] = read_mrc(model / f"{name}.mrc", ndim=3).data
     plot_projections(
         series, angles.tolist(), figures / "projections.png", wanted_deg=(-40.0, 0.0, 40.0)
@@ -75,7 +78,7 @@ def write_dataset_report(plan: RunPlan) -> Path:
     binning = config.reconstruction.binning
     tomograms = {
         name: read_mrc(model / f"tomogram_{name}.mrc", ndim=3).data
-        for name in reconstructed_names(config.noise.models)
+        for name in reconstructed_names(config.noise.models, tuple(config.style.ablation_models))
         if (model / f"tomogram_{name}.mrc").is_file()
     }
     particles = read_particle_locations(model / "particle_locations.txt")

@@ -90,11 +90,13 @@ def estimate_resources(
     )
     microscope = config.reference.source == "microscope"
     extra = len(config.noise.extra_models)
+    ablation = len(config.style.ablation_models)  # FAKET_RANDOM: one series, one tomogram
     per_tomogram = (
         3 * (volume + _MRC_HEADER)
         + (6 if microscope else 5) * (series + _MRC_HEADER)
         + (5 if microscope else 4) * (tomogram + _MRC_HEADER)
         + extra * (3 * series + 2 * tomogram + 5 * _MRC_HEADER)
+        + ablation * (series + tomogram + 2 * _MRC_HEADER)
         + _SMALL_FILES_BYTES
         + 2 * _PARTICLE_LINE_BYTES * n_particles
     )
@@ -113,8 +115,9 @@ def estimate_resources(
         _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
     )
     style = max(style_bytes_per_tilt, 2 * 2**30)
-    n_series = 7 + 3 * len(config.noise.extra_models)  # modalities, reference, style's
-    phase3 = n_series * series + style + _BACKBONE_BYTES + back_projector + tomogram
+    n_series = 7 + 3 * extra + ablation  # modalities, reference, style's
+    backbones = (2 if ablation else 1) * _BACKBONE_BYTES  # the random one is cached too
+    phase3 = n_series * series + style + backbones + back_projector + tomogram
     phase3 += series // b**2
     memory = _PROCESS_BASE_BYTES + max(phase1, phase3)
     return ResourceEstimate(disk, memory, min(config.run.workers, n))

@@ -15,9 +15,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from faket._workers import die_with_parent
 from faket.config import FaketConfig
 from faket.io import write_json
-from faket.pipeline._workers import die_with_parent
 from faket.pipeline.inputs import write_hash_cache
 from faket.pipeline.layout import (
     LABEL_FILES,
@@ -113,13 +113,13 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
     config = plan.config
     microscope = config.reference.source == "microscope"
     tomograms = []
-    models = config.noise.models
+    models, ablation = config.noise.models, tuple(config.style.ablation_models)
     for spec in plan.specimens[: plan.n_tomograms]:
         files = [*LABEL_FILES, "tilt_angles.tlt", "noiseless.mrc"]
-        files += [f"{m}.mrc" for m in modality_names(models)]
+        files += [f"{m}.mrc" for m in modality_names(models, ablation)]
         if microscope:
             files.append("reference.mrc")
-        recon = reconstructed_names(models)
+        recon = reconstructed_names(models, ablation)
         files += [f"tomogram_{n}.mrc" for n in recon if n != "reference" or microscope]
         files += ["provenance.json"]
         tomograms.append(
@@ -141,7 +141,7 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
         "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
         "tilt_angles_deg": list(plan.tilt_angles_deg),
         "noise_models": list(models),
-        "modalities": modality_names(models),
+        "modalities": modality_names(models, ablation),
         "reference_source": config.reference.source,
         "reference_specimens": [s.folder.name for s in plan.specimens]
         if microscope

@@ -2,7 +2,8 @@
 
 :func:`make_tomogram` (a top-level, picklable ``fn(plan, index)``) makes, for each noise
 model of the run (``noise.model`` first, then ``noise.extra_models``), NOISY and CONTENT
-and styles NOISY into FAKET with the reference of ANOTHER specimen; BASELINE (the
+and styles NOISY into FAKET with the reference of ANOTHER specimen (and, for the models
+in ``style.ablation_models``, into FAKET_RANDOM with the random backbone); BASELINE (the
 published model at order 0) once; then it reconstructs every tilt-series and writes
 ``provenance.json`` last: it marks the tomogram complete.
 
@@ -19,7 +20,7 @@ import torch
 
 from faket.io import read_json_object, read_mrc, read_noise_stats, write_mrc
 from faket.io.provenance import write_provenance
-from faket.pipeline.layout import model_suffix, reconstructed_names
+from faket.pipeline.layout import RANDOM_FAKET, model_suffix, reconstructed_names
 from faket.pipeline.stages import (
     NOISE_SEED_OFFSET,
     StageTimer,
@@ -76,18 +77,29 @@ def _make_modalities(
 
 
 def _make_faket(
-    plan: RunPlan, index: int, series: dict[str, torch.Tensor], suffix: str
+    plan: RunPlan,
+    index: int,
+    series: dict[str, torch.Tensor],
+    suffix: str,
+    *,
+    ablation: bool = False,
 ) -> torch.Tensor:
-    """Style NOISY of one noise model into its FAKET, written."""
+    """Style NOISY of one noise model into its FAKET, written.
+
+    With ``ablation`` the backbone is the random one (`load_backbone`'s fixed seed 0, so
+    the same files on every run) and the file ``faket_random<suffix>.mrc``.
+    """
     from faket._runtime import heap_trimmer
     from faket.style import StyleSettings
     from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
 
     s, device = plan.config.style, torch.device(plan.device)
     folder = plan.specimens[index].folder
-    backbone = load_style_backbone(
-        s.backbone, None if s.weights_path is None else str(s.weights_path), plan.device
-    )
+    if ablation:
+        backbone = load_style_backbone("random", None, plan.device)
+    else:
+        weights = None if s.weights_path is None else str(s.weights_path)
+        backbone = load_style_backbone(s.backbone, weights, plan.device)
     noisy, content = f"noisy{suffix}", f"content{suffix}"
     faket = stylize_tilt_series(
         backbone,
@@ -106,7 +118,8 @@ def _make_faket(
             _style_name(plan, index),
         ),
     )
-    write_mrc(faket, folder / f"faket{suffix}.mrc", voxel_size_a=plan.voxel_size_a)
+    name = f"{RANDOM_FAKET if ablation else 'faket'}{suffix}"
+    write_mrc(faket, folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
     return faket
 
 
@@ -130,11 +143,16 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
             series.update(_make_modalities(plan, index, series["noiseless"], stats, model))
         with timer(f"style{suffix}"):
             series[f"faket{suffix}"] = _make_faket(plan, index, series, suffix)
+        if model in config.style.ablation_models:
+            with timer(f"style_random{suffix}"):
+                series[f"{RANDOM_FAKET}{suffix}"] = _make_faket(
+                    plan, index, series, suffix, ablation=True
+                )
     if plan.microscope is not None:
         reference = read_mrc(spec.folder / "reference.mrc", ndim=3).data
         series["reference"] = torch.from_numpy(reference)
     with timer("reconstruct"):
-        for name in reconstructed_names(config.noise.models):
+        for name in reconstructed_names(config.noise.models, tuple(config.style.ablation_models)):
             if name in series:
                 tomogram, size = reconstruct_series(
                     plan, series[name], plan.tilt_angles_deg, plan.voxel_size_a
