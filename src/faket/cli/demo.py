@@ -56,6 +56,13 @@ from faket.cli._common import DEVICE_OPTION
     show_default=True,
     help="Tomograms in parallel processes.",
 )
+@click.option(
+    "--crowded",
+    is_flag=True,
+    help="The picking study's crowded specimens: ~250 particles of 12 classes (the 9 "
+    "built-ins and 3 atomic models written to OUTPUT/structures/) and FAKET_RANDOM "
+    "(random-backbone ablation) of the spectral noise model.",
+)
 @click.option("--force", is_flag=True, help="Redo every tomogram instead of resuming.")
 @DEVICE_OPTION
 def demo(
@@ -66,6 +73,7 @@ def demo(
     precision: str,
     workers: int,
     likeness_steps: int,
+    crowded: bool,
     force: bool,
     device: str,
 ) -> None:
@@ -76,11 +84,13 @@ def demo(
     particle library, vesicles and fiducials, 41 tilts, the built-in reference
     microscope as the style source, both noise models (published and spectral).
     Writes model_<i>/ folders, dataset.json and report.html (with the likeness of
-    each modality to the microscope) into OUTPUT.
+    each modality to the microscope) into OUTPUT. --crowded makes the picking study's
+    dataset, crowded like SHREC 2021.
 
     \b
     Example:
       faket demo -o demo_output && xdg-open demo_output/report.html
+      faket demo -o study_data --tomograms 6 --crowded
     """
     from contextlib import ExitStack
 
@@ -111,6 +121,7 @@ def demo(
             precision=precision,
             workers=workers,
             likeness_steps=likeness_steps,
+            crowded=crowded,
         )
     seconds = time.perf_counter() - start
     click.echo(f"wrote {output}/ in {seconds:.1f} s; open {result.report}")

@@ -6,6 +6,12 @@
 +60 degrees, the built-in reference microscope as the style source, and both noise models
 (published and spectral) so the report compares them. Smaller sizes keep the same field
 of view (coarser voxels), so the particles still fit.
+
+``crowded=True`` is the picking study's dataset, crowded like SHREC 2021: about 250
+particles per tomogram of twelve classes (:data:`CROWDED_BUILTIN` and the three atomic
+models of `faket.demo.structures`, :data:`CROWDED_STRUCTURES`, written into
+``<output>/structures/`` by :func:`run_demo`), more small ones than large ones, and
+FAKET_RANDOM (the random-backbone ablation) of the spectral noise model.
 """
 
 from __future__ import annotations
@@ -23,6 +29,25 @@ DEMO_SIZE = 256
 DEMO_VOXEL_SIZE_A = 10.0
 """Voxel size at the default size, in Angstrom."""
 
+CROWDED_BUILTIN = {
+    "globule": 50,
+    "cluster": 30,
+    "tripod": 30,
+    "dumbbell": 25,
+    "ring": 20,
+    "barrel": 20,
+    "rod": 15,
+    "cage": 10,
+    "ribosome": 10,
+}
+"""The crowded demo's built-in particle classes -> count per tomogram."""
+
+CROWDED_STRUCTURES = {"bundle7": 20, "coiledcoil": 10, "helixring": 10}
+"""The crowded demo's atomic-model classes (`faket.demo.structures`) -> count per tomogram."""
+
+STRUCTURES_FOLDER = "structures"
+"""Where the crowded demo writes its PDB files, inside the output folder."""
+
 
 def demo_config(
     output: str | os.PathLike[str],
@@ -34,6 +59,7 @@ def demo_config(
     precision: str = "auto",
     workers: int = 1,
     likeness_steps: int = 300,
+    crowded: bool = False,
 ) -> FaketConfig:
     """Return the demo's configuration.
 
@@ -56,29 +82,51 @@ def demo_config(
         Tomograms in parallel processes.
     likeness_steps : int
         Training steps of the report's likeness classifiers; 0 leaves the section out.
+    crowded : bool
+        The picking study's crowded specimens (see the module's docstring); their
+        structure files are referenced in ``<output>/structures/`` (`run_demo` writes them).
     """
-    return FaketConfig.from_dict(
-        {
-            "run": {
-                "output": str(output),
-                "n_tomograms": n_tomograms,
-                "seed": seed,
-                "device": device,
-                "precision": precision,
-                "workers": workers,
-            },
-            # FAKET with the published noise model (noisy.mrc, faket.mrc) and with the
-            # spectral one (noisy_spectral.mrc, faket_spectral.mrc), side by side.
-            "noise": {"model": "published", "extra_models": ["spectral"]},
-            "report": {"likeness": likeness_steps > 0, "likeness_steps": max(1, likeness_steps)},
-            "phantom": {
-                "shape_zyx": [max(1, 3 * size // 8), size, size],
-                "voxel_size_a": DEMO_VOXEL_SIZE_A * DEMO_SIZE / size,
-                "vesicle_radius_nm": [15.0, 30.0],
-            },
+    config: dict[str, dict[str, object]] = {
+        "run": {
+            "output": str(output),
+            "n_tomograms": n_tomograms,
+            "seed": seed,
+            "device": device,
+            "precision": precision,
+            "workers": workers,
         },
-        source="demo",
-    )
+        # FAKET with the published noise model (noisy.mrc, faket.mrc) and with the
+        # spectral one (noisy_spectral.mrc, faket_spectral.mrc), side by side.
+        "noise": {"model": "published", "extra_models": ["spectral"]},
+        "report": {"likeness": likeness_steps > 0, "likeness_steps": max(1, likeness_steps)},
+        "phantom": {
+            "shape_zyx": [max(1, 3 * size // 8), size, size],
+            "voxel_size_a": DEMO_VOXEL_SIZE_A * DEMO_SIZE / size,
+            "vesicle_radius_nm": [15.0, 30.0],
+        },
+    }
+    if crowded:
+        config["phantom"].update(_crowded_phantom(Path(output)))
+        config["style"] = {"ablation_models": ["spectral"]}
+        # 31 tilts (-60..+60 by 4): three style transfers per tomogram fit a laptop.
+        config["projection"] = {"tilt_step_deg": 4.0}
+    if workers > 1:  # one process per tomogram: split the cores, do not oversubscribe
+        config["run"]["threads"] = max(1, (os.cpu_count() or 1) // workers)
+    return FaketConfig.from_dict(config, source="demo")
+
+
+def _crowded_phantom(output: Path) -> dict[str, object]:
+    """Return the phantom settings the crowded demo adds: its classes and counts."""
+    folder = output / STRUCTURES_FOLDER
+    return {
+        "builtin": dict(CROWDED_BUILTIN),
+        "structures": [
+            {"path": str(folder / f"{name}.pdb"), "count": n}
+            for name, n in CROWDED_STRUCTURES.items()
+        ],
+        "vesicles": 2,
+        "fiducials": 6,
+    }
 
 
 def run_demo(
@@ -97,4 +145,8 @@ def run_demo(
         What was made; ``report`` is the path of report.html.
     """
     config = demo_config(Path(output), **settings)  # type: ignore[arg-type]
+    if settings.get("crowded"):
+        from faket.demo.structures import write_demo_structures
+
+        write_demo_structures(Path(output) / STRUCTURES_FOLDER)
     return simulate_dataset(config, force=force, on_phase=on_phase, on_done=on_done)
