@@ -183,3 +183,47 @@ def test_index_ranges_and_test_modalities() -> None:
     assert {target_modality(m) for m in ("baseline", "noisy", "faket", "reference")} == {
         "reference"
     }
+
+
+ALL_ROWS = (
+    "noiseless",
+    "baseline",
+    "noisy",
+    "faket",
+    "noisy_spectral",
+    "faket_spectral",
+    "faket_random_spectral",
+    "reference",
+)
+
+
+def test_a_tiny_study_with_every_row_runs_in_two_jobs_with_the_rule_fixed_on_validation(
+    run_cli, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = _write_dataset(tmp_path / "ds")
+    for i in range(4):
+        folder = data / f"model_{i}"
+        for name in ALL_ROWS[1:-1]:  # stand-ins: the reference reconstruction, renamed
+            shutil.copy(folder / "tomogram_reference.mrc", folder / f"tomogram_{name}.mrc")
+    out = tmp_path / "study"
+    fast = [a for a in FAST if a not in ("2",)] + ["1"]  # --epochs 1 --seeds 1
+    fast = ["--epochs", "1", "--width", "0.25", "--patch", "16", "--batch-size", "4"]
+    fast += ["--cluster", "components", "--precision", "fp32", "--seeds", "1"]
+    fast += ["--train", "0-1", "--val", "2", "--test", "3", "--background-fraction", "0.25"]
+    code, stdout, stderr = run_cli(
+        "evaluate", "study", data, *fast, "--jobs", "2", "--threads", "1", "-o", out
+    )
+    assert code == 0, stderr
+    study = json.loads((out / "study.json").read_text())
+    assert [r["modality"] for r in study["runs"]] == list(ALL_ROWS)  # dataset order
+    for run in study["runs"]:
+        folder = out / f"{run['modality']}_seed0"
+        rule = json.loads((folder / "validation.json").read_text())
+        assert rule["chosen_on"] == "model_2"  # the validation tomogram, never the test one
+        assert run["min_fraction"] == rule["min_fraction"]
+        best = max(rule["grid"], key=lambda r: (r["objective"], -r["fraction"]))
+        assert rule["min_fraction"] == best["fraction"]
+        assert f"| {run['modality']} |" in stdout
+    assert study["settings"]["background_fraction"] == 0.25

@@ -290,9 +290,9 @@ class _StudyCommand(GreedyOptionsCommand):
 @click.option(
     "--modalities",
     multiple=True,
-    default=("noiseless", "baseline", "noisy", "faket", "reference"),
-    show_default=True,
-    help="Training modalities (tomogram_<name>.mrc); several values after one flag.",
+    default=(),
+    help="Training modalities (tomogram_<name>.mrc); several values after one flag "
+    "[default: every modality the training tomograms have].",
 )
 @click.option("--train", "train_text", default="0-5", show_default=True, help="Training tomograms.")
 @click.option("--val", "val_text", default="6", show_default=True, help="Validation tomogram.")
@@ -312,9 +312,29 @@ class _StudyCommand(GreedyOptionsCommand):
 @click.option("--learning-rate", type=float, default=None, help="Adam's step size.")
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "fp16"]),
+    type=click.Choice(["auto", "fp32", "bf16", "fp16"]),
     default=None,
-    help="Autocast of the convolutions (bf16: fast on CPUs with AMX).",
+    help="Autocast of the convolutions; auto: bf16 where the hardware runs it natively "
+    "(GPU, CPU with AMX), else fp32 [default: fp32 for paper, auto for laptop].",
+)
+@click.option(
+    "--background-fraction",
+    type=click.FloatRange(0, 0.9),
+    default=None,
+    help="Fraction of training patches centred on random background voxels "
+    "[default: 0 for paper (DeepFinder's sampler), 0.25 for laptop].",
+)
+@click.option(
+    "--steps-per-epoch",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Adam steps per epoch [default: 100 for paper (DeepFinder), 40 for laptop].",
+)
+@click.option(
+    "--val-patches",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most particle patches of the validation loss [default: all for paper, 48 for laptop].",
 )
 @click.option(
     "--loss",
@@ -323,10 +343,17 @@ class _StudyCommand(GreedyOptionsCommand):
     help="Soft Dice plus cross-entropy, or DeepFinder's soft Dice alone [default: dice+ce].",
 )
 @click.option(
+    "--segment-patch",
+    type=click.IntRange(min=4),
+    default=None,
+    help="Inference patch side in voxels [default: the training patch for paper, 64 for laptop].",
+)
+@click.option(
     "--segment-step",
     type=click.IntRange(min=1),
     default=None,
-    help="Step between inference patches in voxels [default: half a patch].",
+    help="Step between inference patches in voxels [default: half a patch for paper, "
+    "48 for laptop].",
 )
 @click.option(
     "--cluster",
@@ -339,10 +366,24 @@ class _StudyCommand(GreedyOptionsCommand):
 @click.option(
     "--min-fraction",
     type=click.FloatRange(0, 1),
-    default=0.25,
-    show_default=True,
+    default=None,
     help="Drop clusters under this fraction of the class's mean particle volume "
-    "(voxels per particle in the training labels).",
+    "(voxels per particle in the training labels) [default: each run chooses it on the "
+    "validation tomogram].",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs at once, in processes (CPU; with 2 cores: --jobs 2 --threads 1).",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per run [default: cores / jobs; one job: torch's default]. On busy "
+    "cores torch's default oversubscribes: 1 thread per job is faster.",
 )
 @click.option(
     "--exclude",
@@ -373,10 +414,16 @@ def study(
     batch_size: int | None,
     learning_rate: float | None,
     precision: str | None,
+    background_fraction: float | None,
+    steps_per_epoch: int | None,
+    val_patches: int | None,
     loss: str | None,
+    segment_patch: int | None,
     segment_step: int | None,
     cluster: str,
-    min_fraction: float,
+    min_fraction: float | None,
+    jobs: int,
+    threads: int | None,
     exclude: tuple[str, ...],
     device: str,
     output: Path,
@@ -389,26 +436,29 @@ def study(
     scores, and a comparison (compare/, report.html, study.json).
 
     \b
-    Example (38 minutes on 2 CPU cores, dataset included):
-      faket demo -o study_data --tomograms 8
-      faket evaluate study study_data/ --preset laptop -o study/
+    Example (2 CPU cores; see the README for the wall time):
+      faket demo -o study_data --tomograms 6 --crowded
+      faket evaluate study study_data/ --preset laptop --train 0-3 --val 4 \\
+          --test 5 --jobs 2 --threads 1 -o study/
     \b
     Paper scale (GPU):
-      faket evaluate study DATASET/ --modalities noiseless baseline noisy faket \\
-          reference --train 0-8 --val 9 --test 10 --seeds 6 --epochs 70 -o study/
+      faket evaluate study DATASET/ --train 0-8 --val 9 --test 10 --preset paper -o study/
     """
     from tqdm.auto import tqdm
 
+    from faket._precision import resolve_precision
     from faket._runtime import keep_freed_memory_for_reuse
     from faket.evaluation.study import (
         PRESET_SEEDS,
         PRESETS,
         StudyPlan,
+        available_modalities,
         check_inputs,
         parse_indices,
         run_study,
         with_overrides,
     )
+    from faket.evaluation.study_plan import PRESET_SEGMENT
 
     if same_file(output, dataset):
         from faket.errors import FaketInputError
@@ -419,6 +469,7 @@ def study(
     keep_freed_memory_for_reuse()
     torch_device = resolve_device(device)
     try:
+        precision = precision or ("auto" if preset == "laptop" else None)
         settings = with_overrides(
             PRESETS[preset],
             epochs=epochs,
@@ -426,11 +477,19 @@ def study(
             patch=patch,
             batch_size=batch_size,
             learning_rate=learning_rate,
-            precision=precision,
+            precision=None if precision is None else resolve_precision(precision, torch_device),
             loss=loss,
+            background_fraction=background_fraction,
+            steps_per_epoch=steps_per_epoch,
+            val_patches=val_patches,
         )
         train = parse_indices(train_text)
         val = parse_indices(val_text)
+        if not modalities:
+            modalities = tuple(available_modalities(dataset, train[0]))
+            if not modalities:
+                raise click.UsageError(f"no tomogram_<modality>.mrc in {dataset}/model_{train[0]}")
+        default_patch, default_step = PRESET_SEGMENT[preset]
         plan = StudyPlan(
             dataset=dataset,
             output=output,
@@ -441,9 +500,12 @@ def study(
             seeds=tuple(range(seeds or PRESET_SEEDS[preset])),
             settings=settings,
             exclude=exclude,
-            segment_step=segment_step,
+            segment_step=segment_step or (default_step if segment_patch is None else None),
+            segment_patch=segment_patch or default_patch,
             cluster=cluster,
             min_fraction=min_fraction,
+            jobs=jobs,
+            threads=threads,
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from err
@@ -451,7 +513,7 @@ def study(
     if torch_device.type == "cpu" and preset == "paper":
         click.echo(
             "faket: note: the paper preset is sized for a GPU and takes days on a CPU; "
-            "--preset laptop runs in under an hour",
+            "--preset laptop is sized for a 2-core CPU",
             err=True,
         )
     n_runs = len(plan.modalities) * len(plan.seeds)

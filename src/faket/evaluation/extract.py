@@ -104,6 +104,7 @@ def extract_particles(
     bandwidth_vox: float | Mapping[int, float] | None = None,
     min_voxels: Mapping[int, int] | None = None,
     snap: bool = False,
+    sizes: list[int] | None = None,
 ) -> list[Particle]:
     """Extract particles from a label map, class by class.
 
@@ -173,6 +174,8 @@ def extract_particles(
                 for c, s in clusters
             ]
         kept = sorted((tuple(c.tolist()), s) for c, s in clusters)
-        for (z, y, x), _ in kept:
+        for (z, y, x), size in kept:
             particles.append(Particle(class_names[label], float(x), float(y), float(z)))
+            if sizes is not None:
+                sizes.append(int(size))
     return particles

@@ -4,7 +4,8 @@ Patches are cubes of ``patch`` voxels cut from ``(nz, ny, nx)`` volumes. A train
 is centred on a listed particle, at its real ``(z, y, x)`` = ``(round(z), round(y),
 round(x))`` from the particle list's ``x y z`` (DeepFinder's published sampler swapped two
 axes; the test suite pins this order), moved by a random shift of up to a quarter patch
-along each axis and clamped so it lies inside the volume.
+along each axis and clamped so it lies inside the volume. A background patch is centred
+on a random voxel whose class label is background (`background_centres`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "background_centres",
     "centres_zyx",
     "epoch_rng",
     "patch_start",
@@ -56,6 +58,33 @@ def patch_start(centre_zyx: Sequence[int], patch: int, shape_zyx: Sequence[int])
         raise ValueError(f"a volume of shape {tuple(shape.tolist())} is smaller than the patch")
     start = np.asarray(centre_zyx, dtype=np.int64) - patch // 2
     return np.clip(start, 0, shape - patch)
+
+
+def background_centres(labels: torch.Tensor, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Return ``n`` random voxels ``(z, y, x)`` that ``labels`` calls background (0).
+
+    Drawn uniformly over the background by rejection: uniform voxels of the volume,
+    those labelled 0 kept, until ``n`` are found.
+
+    Raises
+    ------
+    ValueError
+        If the volume has no background voxel.
+    """
+    shape = np.asarray(labels.shape, dtype=np.int64)
+    flat = labels.reshape(-1)
+    found: list[np.ndarray] = []
+    count, tries = 0, 0
+    while count < n:
+        tries += 1
+        if tries > 1000:
+            raise ValueError("the class mask has (almost) no background voxel to sample")
+        candidates = rng.integers(0, shape, size=(max(2 * (n - count), 16), 3))
+        index = np.ravel_multi_index(tuple(candidates.T), tuple(shape))
+        keep = candidates[(flat[torch.from_numpy(index).to(flat.device)] == 0).cpu().numpy()]
+        found.append(keep[: n - count])
+        count += len(found[-1])
+    return np.concatenate(found).reshape(-1, 3) if found else np.zeros((0, 3), np.int64)
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:

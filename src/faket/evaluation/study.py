@@ -2,10 +2,13 @@
 
 For each modality and seed a DeepFinder-style picker is trained on the training
 tomograms of that modality, the epoch with the lowest validation loss (on a tomogram
-not trained on) is kept, and it segments the held-out test tomogram's REFERENCE
-reconstruction (the NOISELESS picker segments the noiseless one, as published). Particles
-are extracted per class and scored with the SHREC 2021 metrics; the runs are compared
-at the end. Everything reads a ``faket simulate`` dataset (``model_<i>/`` folders).
+not trained on) is kept, the cluster-size rule is chosen on that validation tomogram
+(`faket.evaluation.study_rule`), and the picker segments the held-out test tomogram's
+REFERENCE reconstruction (the NOISELESS picker segments the noiseless one, as
+published). Particles are extracted per class and scored with the SHREC 2021 metrics;
+the runs are compared at the end. Nothing is chosen by looking at the test tomogram.
+Everything reads a ``faket simulate`` dataset (``model_<i>/`` folders). Runs can go
+in parallel processes (``jobs``), each with its own CPU threads.
 
 Study folder::
 
@@ -14,6 +17,7 @@ Study folder::
         training_log.json             one record per epoch, the best epoch
         checkpoints/epoch_<e>.pt      weights after each epoch
         checkpoints/last.pt           weights and optimiser state (resume)
+        validation.json               the cluster rule chosen on the validation tomogram
         segmentation.mrc              test tomogram's labels (best epoch)
         picks.txt                     extracted particles (SHREC text)
         score.json, score_*.csv/png   SHREC scores
@@ -26,18 +30,18 @@ and a training resumes from ``last.pt``, so an interrupted study resumes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from faket.evaluation.extract import extract_particles, min_cluster_voxels
 from faket.evaluation.files import read_truth
 from faket.evaluation.segment import segment_tomogram
-from faket.evaluation.shrec import score_picks
 from faket.evaluation.study_files import (
     check_inputs,
     load_volume,
@@ -49,12 +53,24 @@ from faket.evaluation.study_plan import (
     PRESET_SEEDS,
     PRESETS,
     StudyPlan,
+    available_modalities,
     parse_indices,
     target_modality,
     with_overrides,
 )
 from faket.evaluation.study_report import write_comparison, write_score_files
-from faket.evaluation.training import LabelledVolume, make_picker, train_picker
+from faket.evaluation.study_rule import (
+    choose_min_fraction,
+    cluster_candidates,
+    keep_large,
+    score_against,
+)
+from faket.evaluation.training import (
+    LabelledVolume,
+    make_picker,
+    steps_per_epoch,
+    train_picker,
+)
 from faket.io import (
     Particle,
     read_classes_json,
@@ -68,6 +84,7 @@ __all__ = [
     "PRESETS",
     "PRESET_SEEDS",
     "StudyPlan",
+    "available_modalities",
     "check_inputs",
     "parse_indices",
     "particle_volumes",
@@ -91,47 +108,17 @@ def picks_from_labels(
 ) -> list[Particle]:
     """Extract particles class by class: mean-shift with the class's radius as bandwidth.
 
-    Parameters
-    ----------
-    labels : numpy.ndarray
-        ``(nz, ny, nx)`` int labels.
-    classes : sequence of dict
-        ``classes.json`` rows (``id``, ``name``, ``diameter_a``).
-    voxel_size_a : float
-        Voxel size in Angstrom.
-    exclude : sequence of str
-        Classes not extracted.
-    min_fraction : float
-        Clusters smaller than this fraction of a particle's volume are dropped.
-    particle_voxels : mapping of str to float, optional
-        Class name -> mean voxels per particle (see `particle_volumes`). Classes not in
-        it use the sphere of the class's diameter (`faket.evaluation.min_cluster_voxels`),
-        which is far too large for thin particles (a rod fills a tenth of its sphere).
-    method : str
-        ``meanshift`` (DeepFinder's clustering) or ``components`` (26-connected
-        components: much faster on poor segmentations, but touching particles merge).
-    snap : bool
-        Put each pick on the nearest voxel labelled with its class (see
-        `faket.evaluation.extract_particles`): hollow particles are hit, not missed.
+    `faket.evaluation.study_rule.cluster_candidates` then
+    `faket.evaluation.study_rule.keep_large` with ``min_fraction``: clusters smaller than
+    that fraction of a particle's volume (``particle_voxels``, else the sphere of the
+    class's diameter, far too large for thin particles) are dropped. ``method``:
+    ``meanshift`` (DeepFinder's clustering) or ``components`` (26-connected
+    components); ``snap`` puts each pick on the nearest voxel labelled with its class.
     """
-    picks: list[Particle] = []
-    for row in classes:
-        if row["name"] in exclude:
-            continue
-        radius = max(1.0, row["diameter_a"] / 2 / voxel_size_a)
-        if particle_voxels is not None and row["name"] in particle_voxels:
-            minimum = max(1, int(min_fraction * particle_voxels[row["name"]]))
-        else:
-            minimum = min_cluster_voxels(row["diameter_a"], voxel_size_a, min_fraction)
-        picks += extract_particles(
-            labels,
-            {row["id"]: row["name"]},
-            method=method,
-            bandwidth_vox=radius,
-            min_voxels={row["id"]: minimum},
-            snap=snap,
-        )
-    return picks
+    picks, sizes = cluster_candidates(
+        labels, classes, voxel_size_a, exclude=exclude, method=method, snap=snap
+    )
+    return keep_large(picks, sizes, classes, voxel_size_a, min_fraction, particle_voxels)
 
 
 def particle_volumes(
@@ -169,6 +156,24 @@ Progress = Callable[[str, int, int], None]
 """``progress(what, done, total)``: called as a step advances (for progress bars)."""
 
 
+@dataclass(frozen=True)
+class _Shared:
+    """What every run of a study reads: classes, particle volumes, the device."""
+
+    classes: list[dict[str, Any]]
+    n_classes: int
+    sizes: dict[str, float]
+    device: str
+
+
+def _load_best(plan: StudyPlan, folder: Path, log: Mapping[str, Any], device: torch.device) -> Any:
+    """Return the picker of the run's best epoch, ready for inference."""
+    net = make_picker(int(log["n_classes"]), plan.settings.width, 0).to(device)
+    best = folder / "checkpoints" / f"epoch_{int(log['best_epoch']):03d}.pt"
+    net.load_state_dict(torch.load(best, map_location=device, weights_only=True)["model"])
+    return net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+
+
 def _train_run(
     plan: StudyPlan,
     folder: Path,
@@ -194,7 +199,7 @@ def _train_run(
             net.load_state_dict(state["model"])
             optimizer_state = state["optimizer"]
             epochs = kept
-    steps = -(-sum(len(v.xyz) for v in train) // settings.batch_size)
+    steps = steps_per_epoch(train, settings)
     total = steps * settings.epochs
     done = steps * len(epochs)
 
@@ -246,72 +251,179 @@ def _train_run(
     return log, time.perf_counter() - began
 
 
-def _test_run(
-    plan: StudyPlan,
-    folder: Path,
-    log: dict[str, Any],
-    test_volume: torch.Tensor,
-    voxel_size_a: float,
-    classes: list[dict[str, Any]],
-    sizes: Mapping[str, float],
-    progress: Progress | None,
-) -> tuple[list[Particle], dict[str, float]]:
-    """Segment the test tomogram with the best epoch and extract its particles."""
+def _segment(
+    plan: StudyPlan, net: Any, volume: torch.Tensor, progress: Progress | None, what: str
+) -> np.ndarray:
+    """Return the label map of ``volume`` segmented by ``net`` (numpy int64)."""
     settings = plan.settings
-    device = test_volume.device
-    net = make_picker(int(log["n_classes"]), settings.width, 0).to(device)
-    best = folder / "checkpoints" / f"epoch_{int(log['best_epoch']):03d}.pt"
-    net.load_state_dict(torch.load(best, map_location=device, weights_only=True)["model"])
-    net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-    began = time.perf_counter()
     done = 0
 
     def on_patches(n: int) -> None:
         nonlocal done
         done += n
         if progress is not None:
-            progress("segment", done, 0)
+            progress(what, done, 0)
 
     labels = segment_tomogram(
         net,
-        test_volume,
-        patch=settings.patch,
+        volume,
+        patch=plan.segment_patch or settings.patch,
         step=plan.segment_step,
         batch_size=settings.batch_size,
         precision=settings.precision,
         on_patches=on_patches,
     )
-    label_map = labels.cpu().numpy()
-    segment_s = time.perf_counter() - began
-    write_mrc(label_map.astype(np.float32), folder / "segmentation.mrc", voxel_size_a=voxel_size_a)
+    return labels.cpu().numpy()
+
+
+def _choose_rule(
+    plan: StudyPlan,
+    net: Any,
+    val: tuple[LabelledVolume, float],
+    shared: _Shared,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Segment the validation tomogram and choose the cluster-size fraction on it."""
     began = time.perf_counter()
-    picks = picks_from_labels(
-        label_map,
-        classes,
-        voxel_size_a,
-        exclude=plan.exclude,
-        method=plan.cluster,
-        particle_voxels=sizes,
-        min_fraction=plan.min_fraction,
+    labels = _segment(plan, net, val[0].image, progress, "segment val")
+    voxel_size_a = val[1]
+    picks, sizes = cluster_candidates(
+        labels, shared.classes, voxel_size_a, exclude=plan.exclude, method=plan.cluster
     )
+    truth = read_truth(tomogram_dir(plan.dataset, plan.val[0]))
+    grid = plan.min_fraction_grid if plan.min_fraction is None else (plan.min_fraction,)
+    fraction, table = choose_min_fraction(
+        picks,
+        sizes,
+        truth,
+        shared.classes,
+        voxel_size_a,
+        particle_voxels=shared.sizes,
+        exclude=plan.exclude,
+        grid=grid,
+    )
+    chosen = next(row for row in table if row["fraction"] == fraction)
+    return {
+        "min_fraction": fraction,
+        "chosen_on": f"model_{plan.val[0]}",
+        "validation": chosen,
+        "grid": table,
+        "seconds": time.perf_counter() - began,
+    }
+
+
+def _test_run(
+    plan: StudyPlan,
+    folder: Path,
+    net: Any,
+    test: tuple[torch.Tensor, float],
+    fraction: float,
+    shared: _Shared,
+    progress: Progress | None,
+) -> tuple[list[Particle], dict[str, float]]:
+    """Segment the test tomogram with the best epoch and extract its particles."""
+    began = time.perf_counter()
+    label_map = _segment(plan, net, test[0], progress, "segment")
+    segment_s = time.perf_counter() - began
+    write_mrc(label_map.astype(np.float32), folder / "segmentation.mrc", voxel_size_a=test[1])
+    began = time.perf_counter()
+    picks, sizes = cluster_candidates(
+        label_map, shared.classes, test[1], exclude=plan.exclude, method=plan.cluster
+    )
+    picks = keep_large(picks, sizes, shared.classes, test[1], fraction, shared.sizes)
     return picks, {"segment_s": segment_s, "extract_s": time.perf_counter() - began}
 
 
 def _score_run(folder: Path, picks: Sequence[Particle], truth: Any, exclude: Sequence[str]) -> Any:
     """Write picks.txt, score the picks against the test tomogram, write the score figures."""
     write_particle_locations(picks, folder / "picks.txt")
-    xyz = np.array([[p.x, p.y, p.z] for p in picks], dtype=np.float64).reshape(-1, 3)
-    result = score_picks(
-        truth.names,
-        truth.xyz,
-        truth.occupancy,
-        [p.class_name for p in picks],
-        xyz,
-        class_order=truth.class_order,
-        exclude=exclude,
-    )
+    result = score_against(truth, picks, exclude)
     write_score_files(folder, result)
     return result
+
+
+def run_one(
+    plan: StudyPlan, modality: str, seed: int, shared: _Shared, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Train, validate, test and score one (modality, seed); return its score.json record.
+
+    Skipped (its record read back) when ``score.json`` holds the run's study key.
+    """
+    folder = plan.output / f"{modality}_seed{seed}"
+    key = plan.run_key(modality, seed)
+    previous = read_json_object(folder / "score.json")
+    if previous is not None and previous.get("study_key") == key:
+        return previous
+    device = torch.device(shared.device)
+    began = time.perf_counter()
+    train = [load_volume(plan.dataset, i, modality, device)[0] for i in plan.train]
+    val = load_volume(plan.dataset, plan.val[0], modality, device)
+    target = target_modality(modality)
+    volume, size = load_volume(plan.dataset, plan.test, target, device)
+    load_s = time.perf_counter() - began
+    log, train_s = _train_run(plan, folder, key, seed, train, val[0], shared.n_classes, progress)
+    net = _load_best(plan, folder, log, device)
+    rule = _choose_rule(plan, net, val, shared, progress)
+    write_json(rule, folder / "validation.json")
+    picks, times = _test_run(
+        plan, folder, net, (volume.image, size), rule["min_fraction"], shared, progress
+    )
+    began = time.perf_counter()
+    truth = read_truth(tomogram_dir(plan.dataset, plan.test))
+    result = _score_run(folder, picks, truth, plan.exclude)
+    summary = {
+        "modality": modality,
+        "seed": seed,
+        "tested_on": f"model_{plan.test}/tomogram_{target}.mrc",
+        "best_epoch": log["best_epoch"],
+        "epochs": len(log["epochs"]),
+        "min_fraction": rule["min_fraction"],
+        "validation": rule["validation"],
+        "n_picks": len(picks),
+        "load_s": load_s,
+        "train_s": train_s,
+        "validate_s": rule["seconds"],
+        **times,
+        "score_s": time.perf_counter() - began,
+    }
+    record = {"modality": modality, "seed": seed, "study_key": key, "run": summary}
+    record.update(result.to_dict())
+    write_json(record, folder / "score.json")
+    return record
+
+
+def _start_worker(parent: int, threads: int) -> None:
+    """Initialise a study worker process: die with the parent, use ``threads`` threads."""
+    from faket._workers import die_with_parent
+
+    die_with_parent(parent)
+    torch.set_num_threads(threads)
+
+
+def _in_parallel(
+    plan: StudyPlan,
+    tasks: Sequence[tuple[str, int]],
+    shared: _Shared,
+    on_record: Callable[[str, int, dict[str, Any]], None],
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Run the tasks in ``plan.jobs`` processes of ``plan.threads`` threads each."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    threads = plan.threads or max(1, (os.cpu_count() or 1) // plan.jobs)
+    records = {}
+    with ProcessPoolExecutor(
+        max_workers=plan.jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), threads),
+    ) as pool:
+        futures = {pool.submit(run_one, plan, m, s, shared): (m, s) for m, s in tasks}
+        for future in as_completed(futures):
+            modality, seed = futures[future]
+            records[(modality, seed)] = future.result()
+            on_record(modality, seed, records[(modality, seed)])
+    return records
 
 
 def run_study(
@@ -326,73 +438,41 @@ def run_study(
     Parameters
     ----------
     plan : StudyPlan
-        What to run.
+        What to run (``jobs`` > 1: that many runs at once in processes).
     device : torch.device
         Where the pickers run.
     progress : callable, optional
-        ``progress(step, done, total)`` while a run trains or segments.
+        ``progress(step, done, total)`` while a run trains or segments (one job only).
     on_run : callable, optional
-        Called with ``(modality, seed, summary)`` after each run.
+        Called with ``(modality, seed, score record)`` after each run, as runs finish.
     """
     from faket.evaluation.compare import RunScores
 
     check_inputs(plan)
-    output = plan.output
-    output.mkdir(parents=True, exist_ok=True)
+    plan.output.mkdir(parents=True, exist_ok=True)
     test_dir = tomogram_dir(plan.dataset, plan.test)
-    truth = read_truth(test_dir)
     classes = read_classes_json(test_dir / "classes.json")
-    n_classes = max(c["id"] for c in classes) + 1
-    sizes = particle_volumes(*read_training_labels(plan), classes)
-    runs: list[dict[str, Any]] = []
-    scores: list[RunScores] = []
-    tests: dict[str, tuple[torch.Tensor, float]] = {}
-    for modality in plan.modalities:
-        loaded: tuple[list[LabelledVolume], LabelledVolume] | None = None
-        for seed in plan.seeds:
-            folder = output / f"{modality}_seed{seed}"
-            key = plan.run_key(modality, seed)
-            previous = read_json_object(folder / "score.json")
-            if previous is not None and previous.get("study_key") == key:
-                summary = previous["run"]
-            else:
-                began = time.perf_counter()
-                if loaded is None:
-                    train = [load_volume(plan.dataset, i, modality, device)[0] for i in plan.train]
-                    val = load_volume(plan.dataset, plan.val[0], modality, device)[0]
-                    loaded = (train, val)
-                load_s = time.perf_counter() - began
-                log, train_s = _train_run(
-                    plan, folder, key, seed, loaded[0], loaded[1], n_classes, progress
-                )
-                target = target_modality(modality)
-                if target not in tests:
-                    volume, size = load_volume(plan.dataset, plan.test, target, device)
-                    tests[target] = (volume.image, size)
-                picks, times = _test_run(
-                    plan, folder, log, tests[target][0], tests[target][1], classes, sizes, progress
-                )
-                began = time.perf_counter()
-                result = _score_run(folder, picks, truth, plan.exclude)
-                summary = {
-                    "modality": modality,
-                    "seed": seed,
-                    "tested_on": f"model_{plan.test}/tomogram_{target}.mrc",
-                    "best_epoch": log["best_epoch"],
-                    "epochs": len(log["epochs"]),
-                    "n_picks": len(picks),
-                    "load_s": load_s,
-                    "train_s": train_s,
-                    **times,
-                    "score_s": time.perf_counter() - began,
-                }
-                record = {"modality": modality, "seed": seed, "study_key": key, "run": summary}
-                record.update(result.to_dict())
-                write_json(record, folder / "score.json")
-                previous = record
-            runs.append(summary)
-            scores.append(RunScores(modality, seed, previous))
-            if on_run is not None:
-                on_run(modality, seed, previous)
-    study = write_comparison(plan, runs, scores)
-    return study
+    shared = _Shared(
+        classes=classes,
+        n_classes=max(c["id"] for c in classes) + 1,
+        sizes=particle_volumes(*read_training_labels(plan), classes),
+        device=str(device),
+    )
+    tasks = [(m, s) for m in plan.modalities for s in plan.seeds]
+
+    def on_record(modality: str, seed: int, record: dict[str, Any]) -> None:
+        if on_run is not None:
+            on_run(modality, seed, record)
+
+    if plan.jobs > 1 and device.type == "cpu":
+        records = _in_parallel(plan, tasks, shared, on_record)
+    else:
+        if plan.threads is not None:
+            torch.set_num_threads(plan.threads)
+        records = {}
+        for modality, seed in tasks:
+            records[(modality, seed)] = run_one(plan, modality, seed, shared, progress)
+            on_record(modality, seed, records[(modality, seed)])
+    runs = [records[t]["run"] for t in tasks]
+    scores = [RunScores(m, s, records[(m, s)]) for m, s in tasks]
+    return write_comparison(plan, runs, scores)

@@ -8,28 +8,67 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from faket.evaluation.study_rule import MIN_FRACTION_GRID
 from faket.evaluation.training import TrainingSettings
 
 __all__ = [
+    "MODALITY_ORDER",
     "PRESETS",
     "PRESET_SEEDS",
+    "PRESET_SEGMENT",
     "StudyPlan",
+    "available_modalities",
     "parse_indices",
     "target_modality",
     "with_overrides",
 ]
 
 PRESETS: dict[str, TrainingSettings] = {
-    "paper": TrainingSettings(),
+    "paper": TrainingSettings(steps_per_epoch=100),
     "laptop": TrainingSettings(
-        width=0.5, patch=32, batch_size=4, epochs=30, learning_rate=1e-3, precision="bf16"
+        width=0.5,
+        patch=32,
+        batch_size=4,
+        epochs=8,
+        steps_per_epoch=40,
+        learning_rate=1e-3,
+        background_fraction=0.25,
+        val_patches=48,
     ),
 }
-"""Training presets. ``paper``: DeepFinder as in FakET (GPU). ``laptop``: a 2-core CPU."""
+"""Training presets. ``paper``: DeepFinder as in FakET (GPU): 70 epochs of 100 batches of
+25 patches, every patch on a particle. ``laptop``: a 2-core CPU (precision ``auto``)."""
 
-
-PRESET_SEEDS = {"paper": 6, "laptop": 2}
+PRESET_SEEDS = {"paper": 6, "laptop": 3}
 """Seeds per modality of each preset."""
+
+PRESET_SEGMENT: dict[str, tuple[int | None, int | None]] = {
+    "paper": (None, None),
+    "laptop": (64, 48),
+}
+"""Inference patch side and step of each preset (None: the training patch, half a patch)."""
+
+MODALITY_ORDER = (
+    "noiseless",
+    "baseline",
+    "noisy",
+    "faket",
+    "noisy_published",
+    "faket_published",
+    "noisy_spectral",
+    "faket_spectral",
+    "faket_random",
+    "faket_random_published",
+    "faket_random_spectral",
+    "reference",
+)
+"""The study's rows, in the order of the table (those a dataset has)."""
+
+
+def available_modalities(dataset: Path, index: int) -> list[str]:
+    """Return the modalities of `MODALITY_ORDER` that tomogram ``index`` of a dataset has."""
+    folder = Path(dataset) / f"model_{index}"
+    return [m for m in MODALITY_ORDER if (folder / f"tomogram_{m}.mrc").is_file()]
 
 
 def parse_indices(text: str) -> list[int]:
@@ -81,11 +120,22 @@ class StudyPlan:
         Classes neither extracted nor scored (SHREC 2021 left out vesicles).
     segment_step : int or None
         Step between inference patches (default half a patch).
+    segment_patch : int or None
+        Inference patch side (default the training patch); larger patches cost less
+        per voxel (fewer overlaps).
     cluster : str
-        ``meanshift`` or ``components``; see `picks_from_labels`.
-    min_fraction : float
+        ``meanshift`` or ``components``; see `faket.evaluation.study.picks_from_labels`.
+    min_fraction : float or None
         Clusters under this fraction of the class's mean particle volume (voxels per
-        particle in the training labels) are dropped.
+        particle in the training labels) are dropped; None (default): each run chooses
+        it from ``min_fraction_grid`` on the validation tomogram
+        (`faket.evaluation.study_rule`).
+    min_fraction_grid : tuple of float
+        The fractions a run chooses from.
+    jobs : int
+        Runs at once, in processes (CPU).
+    threads : int or None
+        CPU threads per run (None: cores / jobs with several jobs, else torch's default).
     """
 
     dataset: Path
@@ -98,8 +148,12 @@ class StudyPlan:
     settings: TrainingSettings
     exclude: tuple[str, ...] = ("vesicle",)
     segment_step: int | None = None
+    segment_patch: int | None = None
     cluster: str = "meanshift"
-    min_fraction: float = 0.25
+    min_fraction: float | None = None
+    min_fraction_grid: tuple[float, ...] = MIN_FRACTION_GRID
+    jobs: int = 1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         overlap = (set(self.train) & set(self.val)) | ({self.test} & set(self.train + self.val))
@@ -111,6 +165,12 @@ class StudyPlan:
             raise ValueError("a study needs training and validation tomograms, modalities, seeds")
         if len(self.val) != 1:
             raise ValueError(f"give one validation tomogram, got {list(self.val)}")
+        if self.jobs < 1 or (self.threads is not None and self.threads < 1):
+            raise ValueError("jobs and threads must be at least 1")
+        if self.segment_patch is not None and (self.segment_patch < 4 or self.segment_patch % 4):
+            raise ValueError(
+                f"the inference patch must be a multiple of 4, got {self.segment_patch}"
+            )
 
     def run_key(self, modality: str, seed: int) -> str:
         """Return the key that identifies one run's inputs and settings."""
@@ -124,8 +184,10 @@ class StudyPlan:
             "settings": self.settings.as_dict(),
             "exclude": self.exclude,
             "segment_step": self.segment_step,
+            "segment_patch": self.segment_patch,
             "cluster": self.cluster,
             "min_fraction": self.min_fraction,
+            "min_fraction_grid": self.min_fraction_grid,
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -60,20 +60,36 @@ def write_comparison(
         "seeds": list(plan.seeds),
         "exclude": list(plan.exclude),
         "segment_step": plan.segment_step,
+        "segment_patch": plan.segment_patch,
         "cluster": plan.cluster,
         "min_fraction": plan.min_fraction,
+        "min_fraction_grid": list(plan.min_fraction_grid),
+        "jobs": plan.jobs,
+        "threads": plan.threads,
         "settings": plan.settings.as_dict(),
         "runs": runs,
         "summary": summary,
     }
     write_json(study, plan.output / "study.json")
-    rows = [["modality", "seed", "best epoch", "train s", "segment s", "loc. F1", "macro-F1"]]
+    rows = [
+        [
+            "modality",
+            "seed",
+            "best epoch",
+            "min fraction (on val)",
+            "train s",
+            "segment s",
+            "loc. F1",
+            "macro-F1",
+        ]
+    ]
     for run, score in zip(runs, scores, strict=True):
         rows.append(
             [
                 run["modality"],
                 str(run["seed"]),
                 str(run["best_epoch"]),
+                str(run.get("min_fraction", plan.min_fraction)),
                 f"{run['train_s']:.0f}",
                 f"{run['segment_s']:.0f}",
                 f"{score.scores['localisation']['f1']:.3f}",
@@ -98,7 +114,29 @@ def write_comparison(
         Section("Training curves", image="compare/training_curves.png"),
         Section("Runs", table=rows),
     ]
+    sections += _class_sections(plan)
     write_report(
         plan.output / "report.html", "faket picking study", [s for s in sections if s is not None]
     )
     return study
+
+
+def _class_sections(plan: StudyPlan) -> list[Any]:
+    """Return the report's per-class F1 and confusion of FAKET and REFERENCE (first seed).
+
+    FAKET is the spectral model's when the study has it, else the published one's.
+    """
+    from faket.report.html import Section
+
+    faket = next((m for m in ("faket_spectral", "faket") if m in plan.modalities), None)
+    out = []
+    for modality in (faket, "reference"):
+        if modality is None or modality not in plan.modalities:
+            continue
+        run = f"{modality}_seed{plan.seeds[0]}"
+        for name, what in (("score_f1.png", "per-class F1"), ("score_confusion.png", "confusion")):
+            if (plan.output / run / name).is_file():
+                out.append(
+                    Section(f"{modality}, seed {plan.seeds[0]}: {what}", image=f"{run}/{name}")
+                )
+    return out

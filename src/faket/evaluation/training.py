@@ -1,13 +1,18 @@
 """Training the DeepFinder-style picker: soft-Dice loss, patch batches, epochs, validation.
 
 One epoch visits every listed particle of every training volume once, in an order drawn
-from ``(seed, epoch)``; each visit cuts a patch around the particle (random shift of up
-to ``shift_fraction`` of the patch per axis), standardises it, and turns it by 180
-degrees about the tilt axis with probability one half. Batches of ``batch_size`` patches
+from ``(seed, epoch)`` (or, with ``steps_per_epoch``, that many batches of particles
+drawn without replacement, DeepFinder's epoch); each visit cuts a patch around the
+particle (random shift of up to ``shift_fraction`` of the patch per axis), standardises
+it, and turns it by 180 degrees about the tilt axis with probability one half. A
+``background_fraction`` of the epoch's patches are instead centred on random voxels that
+the class mask calls background (`faket.evaluation.patches.background_centres`), so the
+picker also learns what empty ice looks like. Batches of ``batch_size`` patches
 take one Adam step on the soft-Dice loss (Tversky, alpha = beta = 0.5, summed over
 classes), plus by default the voxels' mean cross-entropy (see `picker_loss`).
-Validation runs on the particles of a volume that is not trained on, with patches
-centred on them (no shift, no turn), and gives the same loss over all of them.
+Validation runs on a volume that is not trained on: patches centred on its particles (at
+most ``val_patches`` of them, evenly spread over its list) and, at the same fraction as
+training, on fixed background voxels; no shift, no turn; the same loss over all of them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import torch
 
 from faket._precision import PRECISIONS, autocast_context
 from faket.evaluation.patches import (
+    background_centres,
     centres_zyx,
     epoch_rng,
     patch_start,
@@ -34,13 +40,17 @@ from faket.evaluation.unet import DeepFinderNet
 __all__ = [
     "LabelledVolume",
     "TrainingSettings",
+    "cut_batch",
     "dice_overlaps",
+    "epoch_patches",
     "make_picker",
     "picker_loss",
     "soft_dice_loss",
+    "steps_per_epoch",
     "train_picker",
     "training_batch",
     "validate_picker",
+    "validation_patches",
 ]
 
 _EPS = 1e-6
@@ -75,6 +85,15 @@ class TrainingSettings:
         ``fp32``, ``bf16`` or ``fp16`` autocast of the convolutions; the loss is float32.
     loss : str
         ``dice+ce`` (default) or ``dice`` (DeepFinder's loss alone); see `picker_loss`.
+    background_fraction : float
+        Fraction of an epoch's patches centred on random background voxels (0:
+        DeepFinder's published sampler, every patch on a particle).
+    steps_per_epoch : int or None
+        Batches per epoch, drawn without replacement from the particles (DeepFinder:
+        100); None: every particle once.
+    val_patches : int or None
+        Most particle patches the validation loss uses (evenly spread over the
+        validation volume's particle list); None: all.
     """
 
     width: float = 1.0
@@ -87,6 +106,9 @@ class TrainingSettings:
     rotate: bool = True
     precision: str = "fp32"
     loss: str = "dice+ce"
+    background_fraction: float = 0.0
+    steps_per_epoch: int | None = None
+    val_patches: int | None = None
 
     def __post_init__(self) -> None:
         if self.patch < 4 or self.patch % 4:
@@ -101,6 +123,14 @@ class TrainingSettings:
             raise ValueError(f"unknown precision {self.precision!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not 0 <= self.background_fraction <= 0.9:
+            raise ValueError(
+                f"the background fraction must be in [0, 0.9], got {self.background_fraction}"
+            )
+        for name in ("steps_per_epoch", "val_patches"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or None), got {value}")
 
     def as_dict(self) -> dict[str, Any]:
         """Return the settings as plain values (for logs and provenance)."""
@@ -241,6 +271,53 @@ def _cut(volume: torch.Tensor, start: np.ndarray, patch: int) -> torch.Tensor:
     return volume[z : z + patch, y : y + patch, x : x + patch]
 
 
+def n_background(n_particles: int, fraction: float) -> int:
+    """Return the background patches that make ``fraction`` of ``n_particles + them``."""
+    return int(round(n_particles * fraction / (1 - fraction))) if fraction > 0 else 0
+
+
+def cut_batch(
+    volumes: Sequence[LabelledVolume],
+    which: np.ndarray,
+    centres: np.ndarray,
+    patch: int,
+    turns: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut, standardise and turn one batch of patches around given centres.
+
+    Parameters
+    ----------
+    volumes : sequence of LabelledVolume
+        The volumes patches are cut from.
+    which : numpy.ndarray
+        ``(B,)`` int: the volume of each patch.
+    centres : numpy.ndarray
+        ``(B, 3)`` int patch centres ``(z, y, x)`` (clamped into the volume).
+    patch : int
+        Patch side in voxels.
+    turns : numpy.ndarray
+        ``(B,)`` bool: turn the patch by 180 degrees about the tilt axis.
+
+    Returns
+    -------
+    images : torch.Tensor
+        ``(B, 1, P, P, P)`` float32, each standardised, channels-last.
+    labels : torch.Tensor
+        ``(B, P, P, P)`` int64.
+    """
+    images, labels = [], []
+    for v, centre, turn in zip(which, centres, turns, strict=True):
+        volume = volumes[int(v)]
+        start = patch_start(centre, patch, volume.image.shape)
+        image, label = _cut(volume.image, start, patch), _cut(volume.labels, start, patch)
+        if turn:
+            image, label = rotate_about_tilt_axis(image), rotate_about_tilt_axis(label)
+        images.append(image)
+        labels.append(label)
+    batch = standardise_patches(torch.stack(images).float()).unsqueeze(1)
+    return batch.contiguous(memory_format=torch.channels_last_3d), torch.stack(labels)
+
+
 def training_batch(
     volumes: Sequence[LabelledVolume],
     items: np.ndarray,
@@ -248,7 +325,7 @@ def training_batch(
     shifts: np.ndarray,
     turns: np.ndarray,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cut, standardise and turn one batch of patches.
+    """Cut, standardise and turn one batch of patches centred on particles.
 
     Parameters
     ----------
@@ -265,23 +342,55 @@ def training_batch(
 
     Returns
     -------
-    images : torch.Tensor
-        ``(B, 1, P, P, P)`` float32, each standardised, channels-last.
-    labels : torch.Tensor
-        ``(B, P, P, P)`` int64.
+    images, labels : torch.Tensor
+        As `cut_batch`.
     """
-    images, labels = [], []
-    for (v, k), shift, turn in zip(items, shifts, turns, strict=True):
-        volume = volumes[v]
-        centre = centres_zyx(volume.xyz[k])[0] + shift
-        start = patch_start(centre, patch, volume.image.shape)
-        image, label = _cut(volume.image, start, patch), _cut(volume.labels, start, patch)
-        if turn:
-            image, label = rotate_about_tilt_axis(image), rotate_about_tilt_axis(label)
-        images.append(image)
-        labels.append(label)
-    batch = standardise_patches(torch.stack(images).float()).unsqueeze(1)
-    return batch.contiguous(memory_format=torch.channels_last_3d), torch.stack(labels)
+    items = np.asarray(items, dtype=np.int64).reshape(-1, 2)
+    centres = np.array(
+        [centres_zyx(volumes[v].xyz[k])[0] for v, k in items], dtype=np.int64
+    ).reshape(-1, 3)
+    return cut_batch(volumes, items[:, 0], centres + shifts, patch, turns)
+
+
+def epoch_patches(
+    volumes: Sequence[LabelledVolume], settings: TrainingSettings, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return one epoch's patches: volume index, centre ``(z, y, x)`` and turn of each.
+
+    Particle patches are shifted by up to ``shift_fraction`` of a patch per axis;
+    background patches (``background_fraction`` of all) are centred on random
+    background voxels of volumes drawn in proportion to their particle counts. The
+    order of all of them is shuffled.
+    """
+    items = np.array([(v, k) for v, vol in enumerate(volumes) for k in range(len(vol.xyz))])
+    if settings.steps_per_epoch is None:
+        n_total = int(math.ceil(len(items) / (1 - settings.background_fraction)))
+    else:
+        n_total = settings.steps_per_epoch * settings.batch_size
+    n_back = int(round(n_total * settings.background_fraction))
+    n_part = n_total - n_back
+    picked = rng.permutation(len(items))
+    while len(picked) < n_part:  # more patches than particles: cycle the permutations
+        picked = np.concatenate([picked, rng.permutation(len(items))])
+    chosen = items[picked[:n_part]]
+    reach = int(settings.shift_fraction * settings.patch)
+    shifts = rng.integers(-reach, reach + 1, size=(n_part, 3))
+    centres = [
+        np.array([centres_zyx(volumes[v].xyz[k])[0] for v, k in chosen]).reshape(-1, 3) + shifts
+    ]
+    which = [chosen[:, 0]]
+    if n_back:
+        counts = np.array([len(v.xyz) for v in volumes], dtype=np.float64)
+        back_which = rng.choice(len(volumes), size=n_back, p=counts / counts.sum())
+        for v in range(len(volumes)):
+            n = int(np.count_nonzero(back_which == v))
+            if n:
+                centres.append(background_centres(volumes[v].labels, n, rng))
+                which.append(np.full(n, v))
+    all_which, all_centres = np.concatenate(which), np.concatenate(centres)
+    order = rng.permutation(len(all_which))
+    turns = rng.random(len(order)) < 0.5 if settings.rotate else np.zeros(len(order), bool)
+    return all_which[order], all_centres[order], turns
 
 
 def _train_epoch(
@@ -292,19 +401,13 @@ def _train_epoch(
     rng: np.random.Generator,
     on_step: Callable[[], None] | None,
 ) -> float:
-    items = np.array([(v, k) for v, vol in enumerate(volumes) for k in range(len(vol.xyz))])
-    order = items[rng.permutation(len(items))]
-    reach = int(settings.shift_fraction * settings.patch)
-    shifts = rng.integers(-reach, reach + 1, size=(len(order), 3))
-    turns = rng.random(len(order)) < 0.5 if settings.rotate else np.zeros(len(order), bool)
+    which, centres, turns = epoch_patches(volumes, settings, rng)
     autocast = autocast_context(volumes[0].image.device, settings.precision)
     net.train()
     total, steps = 0.0, 0
-    for first in range(0, len(order), settings.batch_size):
+    for first in range(0, len(which), settings.batch_size):
         part = slice(first, first + settings.batch_size)
-        images, labels = training_batch(
-            volumes, order[part], settings.patch, shifts[part], turns[part]
-        )
+        images, labels = cut_batch(volumes, which[part], centres[part], settings.patch, turns[part])
         with autocast():
             logits = net.logits(images)
         loss = picker_loss(logits, labels, settings.loss)
@@ -318,16 +421,50 @@ def _train_epoch(
     return total / max(steps, 1)
 
 
+def steps_per_epoch(volumes: Sequence[LabelledVolume], settings: TrainingSettings) -> int:
+    """Return the Adam steps of one training epoch on ``volumes``."""
+    if settings.steps_per_epoch is not None:
+        return settings.steps_per_epoch
+    n = int(math.ceil(sum(len(v.xyz) for v in volumes) / (1 - settings.background_fraction)))
+    return -(-n // settings.batch_size)
+
+
+def validation_patches(
+    volume: LabelledVolume, settings: TrainingSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the validation patches' volume indices (zeros) and centres ``(z, y, x)``.
+
+    At most ``val_patches`` particles, evenly spread over the list, plus background
+    centres at the training fraction drawn from a fixed generator: every epoch, run and
+    modality validates on the same voxels.
+    """
+    n = len(volume.xyz)
+    if n == 0:
+        raise ValueError(f"{volume.name}: no particles to validate on")
+    keep = n if settings.val_patches is None else min(n, settings.val_patches)
+    rows = np.unique(np.linspace(0, n - 1, keep).round().astype(np.int64))
+    centres = [centres_zyx(volume.xyz[rows])]
+    n_back = n_background(len(rows), settings.background_fraction)
+    if n_back:
+        rng = np.random.default_rng(np.random.SeedSequence([len(rows), 0x5EED]))
+        centres.append(background_centres(volume.labels, n_back, rng))
+    out = np.concatenate(centres).reshape(-1, 3)
+    return np.zeros(len(out), np.int64), out
+
+
 @torch.no_grad()
 def validate_picker(
     net: DeepFinderNet, volume: LabelledVolume, settings: TrainingSettings
 ) -> dict[str, Any]:
-    """Return the training loss and per-class Dice over patches centred on every particle.
+    """Return the training loss and per-class Dice over the validation patches.
+
+    The patches are `validation_patches`: centred on the particles (at most
+    ``val_patches``) and on fixed background voxels at the training fraction.
 
     Returns
     -------
     dict
-        ``loss`` (float): the settings' loss over all the volume's particle patches
+        ``loss`` (float): the settings' loss over all the validation patches
         taken as one batch (Dice from soft counts summed over every patch, plus the
         mean cross-entropy over every voxel for ``dice+ce``); ``dice`` (list of C
         floats, background first).
@@ -336,13 +473,12 @@ def validate_picker(
     net.eval()
     overlap = size = None
     cross_entropy, n_voxels = 0.0, 0
-    n = len(volume.xyz)
-    items = np.stack([np.zeros(n, np.int64), np.arange(n)], axis=1)
-    no_shift, no_turn = np.zeros((n, 3), np.int64), np.zeros(n, bool)
-    for first in range(0, n, settings.batch_size):
+    which, centres = validation_patches(volume, settings)
+    no_turn = np.zeros(len(which), bool)
+    for first in range(0, len(which), settings.batch_size):
         part = slice(first, first + settings.batch_size)
-        images, labels = training_batch(
-            [volume], items[part], settings.patch, no_shift[part], no_turn[part]
+        images, labels = cut_batch(
+            [volume], which[part], centres[part], settings.patch, no_turn[part]
         )
         with autocast():
             logits = net.logits(images)
