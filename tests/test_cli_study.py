@@ -227,3 +227,23 @@ def test_a_tiny_study_with_every_row_runs_in_two_jobs_with_the_rule_fixed_on_val
         assert rule["min_fraction"] == best["fraction"]
         assert f"| {run['modality']} |" in stdout
     assert study["settings"]["background_fraction"] == 0.25
+
+
+def test_the_targets_are_the_issues_bars_on_the_means() -> None:
+    from faket.evaluation.study_report import study_targets
+
+    def row(loc: float, macro: float) -> dict[str, dict[str, float]]:
+        return {"localisation_f1": {"mean": loc}, "macro_f1_published": {"mean": macro}}
+
+    summary = {
+        "reference": row(0.80, 0.60),
+        "faket_spectral": row(0.78, 0.50),
+        "baseline": row(0.70, 0.35),
+        "faket_random_spectral": row(0.75, 0.52),
+    }
+    got = {t["target"].split(" >")[0].split(" -")[0]: t for t in study_targets(summary)}
+    values = [t["value"] for t in study_targets(summary)]
+    assert values == pytest.approx([0.50 / 0.60, 0.78 / 0.80, 0.15, -0.02])
+    assert [t["met"] for t in study_targets(summary)] == [False, True, True, False]
+    assert got  # every target has a name
+    assert study_targets({"reference": row(0.8, 0.6)}) == []  # nothing to check

@@ -187,6 +187,8 @@ def test_simulate_command_runs_and_resumes(run_cli, dataset, tmp_path):
     assert "made 0 tomogram(s), skipped 2 finished" in out and "report.html" in out
     code, _, err = run_cli("simulate", config, "--device", "cuda:7")
     assert code == 2 and "run.device" in err and err.count("\n") == 1
+    code, out, err = run_cli("simulate", config, "--check", "--threads", "1")
+    assert code == 0 and "1 CPU thread(s) per task" in err and "nothing written" in out
 
 
 @pytest.mark.parametrize("stats_from", ["pairs", "json"])

@@ -346,14 +346,14 @@ class _StudyCommand(GreedyOptionsCommand):
     "--segment-patch",
     type=click.IntRange(min=4),
     default=None,
-    help="Inference patch side in voxels [default: the training patch for paper, 64 for laptop].",
+    help="Inference patch side in voxels [default: the training patch for paper, 96 for laptop].",
 )
 @click.option(
     "--segment-step",
     type=click.IntRange(min=1),
     default=None,
     help="Step between inference patches in voxels [default: half a patch for paper, "
-    "48 for laptop].",
+    "80 for laptop].",
 )
 @click.option(
     "--cluster",

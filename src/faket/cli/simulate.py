@@ -23,6 +23,13 @@ import click
     help="Tomograms in parallel processes; overrides run.workers.",
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per tomogram task; overrides run.threads (on busy cores torch's "
+    "default oversubscribes: use cores / workers).",
+)
+@click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
@@ -44,6 +51,7 @@ def simulate(
     config_file: Path,
     output: Path | None,
     workers: int | None,
+    threads: int | None,
     scheduler: str | None,
     force: bool,
     check_only: bool,
@@ -76,6 +84,8 @@ def simulate(
         overrides["output"] = str(output)
     if workers is not None:
         overrides["workers"] = workers
+    if threads is not None:
+        overrides["threads"] = threads
     if device is not None:
         overrides["device"] = device
     if overrides:
@@ -86,7 +96,8 @@ def simulate(
     def on_plan(plan: RunPlan) -> None:
         click.echo(
             f"{plan.n_tomograms} tomogram(s), {len(plan.tilt_angles_deg)} tilts, "
-            f"{plan.device}: {plan.resources.describe()}",
+            f"{plan.device}, {config.run.threads or 'default'} CPU thread(s) per task: "
+            f"{plan.resources.describe()}",
             err=True,
         )
 

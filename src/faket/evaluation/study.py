@@ -264,11 +264,13 @@ def _segment(
         if progress is not None:
             progress(what, done, 0)
 
+    patch = min(plan.segment_patch or settings.patch, min(volume.shape) // 4 * 4)
+    step = None if plan.segment_step is None else min(plan.segment_step, patch)
     labels = segment_tomogram(
         net,
         volume,
-        patch=plan.segment_patch or settings.patch,
-        step=plan.segment_step,
+        patch=patch,
+        step=step,
         batch_size=settings.batch_size,
         precision=settings.precision,
         on_patches=on_patches,
@@ -419,10 +421,14 @@ def _in_parallel(
         initargs=(os.getpid(), threads),
     ) as pool:
         futures = {pool.submit(run_one, plan, m, s, shared): (m, s) for m, s in tasks}
-        for future in as_completed(futures):
-            modality, seed = futures[future]
-            records[(modality, seed)] = future.result()
-            on_record(modality, seed, records[(modality, seed)])
+        try:
+            for future in as_completed(futures):
+                modality, seed = futures[future]
+                records[(modality, seed)] = future.result()
+                on_record(modality, seed, records[(modality, seed)])
+        except BaseException:  # a failed run or Ctrl-C: start no other run
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return records
 
 

@@ -29,7 +29,7 @@ PRESETS: dict[str, TrainingSettings] = {
         width=0.5,
         patch=32,
         batch_size=4,
-        epochs=8,
+        epochs=6,
         steps_per_epoch=40,
         learning_rate=1e-3,
         background_fraction=0.25,
@@ -44,9 +44,10 @@ PRESET_SEEDS = {"paper": 6, "laptop": 3}
 
 PRESET_SEGMENT: dict[str, tuple[int | None, int | None]] = {
     "paper": (None, None),
-    "laptop": (64, 48),
+    "laptop": (96, 80),
 }
-"""Inference patch side and step of each preset (None: the training patch, half a patch)."""
+"""Inference patch side and step of each preset (None: the training patch, half a patch).
+A patch larger than a tomogram's smallest side is cut to it (a multiple of 4)."""
 
 MODALITY_ORDER = (
     "noiseless",

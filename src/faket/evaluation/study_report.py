@@ -9,7 +9,39 @@ from typing import Any
 from faket.evaluation.study_plan import StudyPlan
 from faket.io import read_json_object, write_json
 
-__all__ = ["write_comparison", "write_score_files"]
+__all__ = ["study_targets", "write_comparison", "write_score_files"]
+
+
+def study_targets(summary: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """Return the study's targets (issue 15) that its rows allow checking, with the numbers.
+
+    FAKET (spectral) at >= 90 % of REFERENCE's macro-F1 and >= 95 % of its
+    localisation F1, >= 0.10 macro-F1 above BASELINE, and FAKET with the random backbone
+    below the pretrained one (macro-F1). Means over seeds.
+    """
+
+    def mean(modality: str, metric: str) -> float | None:
+        row = summary.get(modality, {}).get(metric)
+        return None if row is None else row["mean"]
+
+    checks = []
+    macro, loc = "macro_f1_published", "localisation_f1"
+    faket, ref = mean("faket_spectral", macro), mean("reference", macro)
+    if faket is not None and ref:
+        checks.append(("FAKET (spectral) macro-F1 / REFERENCE's >= 0.90", faket / ref, 0.90))
+    faket_loc, ref_loc = mean("faket_spectral", loc), mean("reference", loc)
+    if faket_loc is not None and ref_loc:
+        checks.append(("FAKET (spectral) loc. F1 / REFERENCE's >= 0.95", faket_loc / ref_loc, 0.95))
+    base = mean("baseline", macro)
+    if faket is not None and base is not None:
+        checks.append(("FAKET (spectral) macro-F1 - BASELINE's >= 0.10", faket - base, 0.10))
+    rand = mean("faket_random_spectral", macro)
+    if faket is not None and rand is not None:
+        checks.append(("FAKET (spectral) macro-F1 - random backbone's > 0", faket - rand, 1e-12))
+    return [
+        {"target": name, "value": float(value), "met": bool(value >= bar)}
+        for name, value, bar in checks
+    ]
 
 
 def write_score_files(folder: Path, result: Any) -> None:
@@ -51,6 +83,7 @@ def write_comparison(
         if log is not None:
             curves[f"{run['modality']} seed {run['seed']}"] = log["epochs"]
     plot_training_curves(curves, folder / "training_curves.png")
+    targets = study_targets(summary)
     study = {
         "dataset": str(plan.dataset),
         "modalities": list(plan.modalities),
@@ -69,6 +102,7 @@ def write_comparison(
         "settings": plan.settings.as_dict(),
         "runs": runs,
         "summary": summary,
+        "targets": targets,
     }
     write_json(study, plan.output / "study.json")
     rows = [
@@ -109,6 +143,17 @@ def write_comparison(
             text="Mean over seeds [bootstrap 95 % interval]; also in compare/compare.md.",
             table=table,
         ),
+        Section(
+            "Targets",
+            text="Means over seeds; the issue's bars for FAKET with the spectral noise model.",
+            table=[["target", "value", "met"]]
+            + [
+                [t["target"], f"{t['value']:.3f}", "yes" if t["met"] else "NO"]
+                for t in targets
+            ],
+        )
+        if targets
+        else None,
         Section("Headline metrics", image="compare/compare_metrics.png"),
         Section("Per-class F1", image="compare/compare_classes.png") if class_metrics else None,
         Section("Training curves", image="compare/training_curves.png"),
