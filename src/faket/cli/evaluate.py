@@ -346,14 +346,14 @@ class _StudyCommand(GreedyOptionsCommand):
     "--segment-patch",
     type=click.IntRange(min=4),
     default=None,
-    help="Inference patch side in voxels [default: the training patch for paper, 96 for laptop].",
+    help="Inference patch side in voxels [default: the training patch for paper, 48 for laptop].",
 )
 @click.option(
     "--segment-step",
     type=click.IntRange(min=1),
     default=None,
     help="Step between inference patches in voxels [default: half a patch for paper, "
-    "80 for laptop].",
+    "40 for laptop].",
 )
 @click.option(
     "--cluster",
@@ -370,6 +370,14 @@ class _StudyCommand(GreedyOptionsCommand):
     help="Drop clusters under this fraction of the class's mean particle volume "
     "(voxels per particle in the training labels) [default: each run chooses it on the "
     "validation tomogram].",
+)
+@click.option(
+    "--bin",
+    "bin_factor",
+    type=click.IntRange(min=1),
+    default=None,
+    help="The picker works on tomograms binned by this factor; picks are scored at full "
+    "size [default: 1 for paper, 2 for laptop].",
 )
 @click.option(
     "--jobs",
@@ -422,6 +430,7 @@ def study(
     segment_step: int | None,
     cluster: str,
     min_fraction: float | None,
+    bin_factor: int | None,
     jobs: int,
     threads: int | None,
     exclude: tuple[str, ...],
@@ -458,7 +467,7 @@ def study(
         run_study,
         with_overrides,
     )
-    from faket.evaluation.study_plan import PRESET_SEGMENT
+    from faket.evaluation.study_plan import PRESET_BIN, PRESET_SEGMENT
 
     if same_file(output, dataset):
         from faket.errors import FaketInputError
@@ -504,6 +513,7 @@ def study(
             segment_patch=segment_patch or default_patch,
             cluster=cluster,
             min_fraction=min_fraction,
+            bin=bin_factor or PRESET_BIN[preset],
             jobs=jobs,
             threads=threads,
         )

@@ -44,6 +44,7 @@ from faket.evaluation.files import read_truth
 from faket.evaluation.segment import segment_tomogram
 from faket.evaluation.study_files import (
     check_inputs,
+    from_binned,
     load_volume,
     read_training_labels,
     save_checkpoint,
@@ -292,6 +293,7 @@ def _choose_rule(
     picks, sizes = cluster_candidates(
         labels, shared.classes, voxel_size_a, exclude=plan.exclude, method=plan.cluster
     )
+    picks = unbinned(picks, plan.bin)
     truth = read_truth(tomogram_dir(plan.dataset, plan.val[0]))
     grid = plan.min_fraction_grid if plan.min_fraction is None else (plan.min_fraction,)
     fraction, table = choose_min_fraction(
@@ -333,7 +335,21 @@ def _test_run(
         label_map, shared.classes, test[1], exclude=plan.exclude, method=plan.cluster
     )
     picks = keep_large(picks, sizes, shared.classes, test[1], fraction, shared.sizes)
-    return picks, {"segment_s": segment_s, "extract_s": time.perf_counter() - began}
+    return unbinned(picks, plan.bin), {
+        "segment_s": segment_s,
+        "extract_s": time.perf_counter() - began,
+    }
+
+
+def unbinned(picks: Sequence[Particle], factor: int) -> list[Particle]:
+    """Return picks made in a tomogram binned by ``factor`` in the unbinned one's voxels."""
+    if factor == 1:
+        return list(picks)
+    xyz = from_binned(np.array([[p.x, p.y, p.z] for p in picks]).reshape(-1, 3), factor)
+    return [
+        Particle(p.class_name, float(x), float(y), float(z))
+        for p, (x, y, z) in zip(picks, xyz, strict=True)
+    ]
 
 
 def _score_run(folder: Path, picks: Sequence[Particle], truth: Any, exclude: Sequence[str]) -> Any:
@@ -358,10 +374,11 @@ def run_one(
         return previous
     device = torch.device(shared.device)
     began = time.perf_counter()
-    train = [load_volume(plan.dataset, i, modality, device)[0] for i in plan.train]
-    val = load_volume(plan.dataset, plan.val[0], modality, device)
+    factor = plan.bin
+    train = [load_volume(plan.dataset, i, modality, device, factor)[0] for i in plan.train]
+    val = load_volume(plan.dataset, plan.val[0], modality, device, factor)
     target = target_modality(modality)
-    volume, size = load_volume(plan.dataset, plan.test, target, device)
+    volume, size = load_volume(plan.dataset, plan.test, target, device, factor)
     load_s = time.perf_counter() - began
     log, train_s = _train_run(plan, folder, key, seed, train, val[0], shared.n_classes, progress)
     net = _load_best(plan, folder, log, device)

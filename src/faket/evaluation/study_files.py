@@ -14,7 +14,10 @@ from faket.evaluation.training import LabelledVolume
 from faket.io import atomic_write, read_mrc
 
 __all__ = [
+    "bin_labels",
+    "bin_volume",
     "check_inputs",
+    "from_binned",
     "load_volume",
     "save_checkpoint",
     "tomogram_dir",
@@ -52,17 +55,54 @@ def check_inputs(plan: StudyPlan) -> None:
             raise FaketInputError("no such file", path)
 
 
+def bin_volume(volume: np.ndarray, factor: int) -> np.ndarray:
+    """Return ``volume`` binned by ``factor``: the mean of each ``factor**3`` block.
+
+    Trailing voxels that do not fill a block are dropped.
+    """
+    if factor == 1:
+        return volume
+    n = [s // factor for s in volume.shape]
+    cut = volume[: n[0] * factor, : n[1] * factor, : n[2] * factor]
+    blocks = cut.reshape(n[0], factor, n[1], factor, n[2], factor)
+    return blocks.mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
+
+
+def bin_labels(labels: np.ndarray, factor: int) -> np.ndarray:
+    """Return a label map binned by ``factor``: each block's label is its central voxel's."""
+    if factor == 1:
+        return labels
+    n = [s // factor for s in labels.shape]
+    c = factor // 2
+    return labels[
+        c : n[0] * factor : factor, c : n[1] * factor : factor, c : n[2] * factor : factor
+    ]
+
+
+def to_binned(xyz: np.ndarray, factor: int) -> np.ndarray:
+    """Return voxel coordinates in a volume binned by ``factor`` (block centres)."""
+    return (np.asarray(xyz, dtype=np.float64) - (factor - 1) / 2) / factor
+
+
+def from_binned(xyz: np.ndarray, factor: int) -> np.ndarray:
+    """Return binned voxel coordinates in the unbinned volume (inverse of `to_binned`)."""
+    return np.asarray(xyz, dtype=np.float64) * factor + (factor - 1) / 2
+
+
 def load_volume(
-    dataset: Path, index: int, modality: str, device: torch.device
+    dataset: Path, index: int, modality: str, device: torch.device, factor: int = 1
 ) -> tuple[LabelledVolume, float]:
     """Read ``tomogram_<modality>.mrc``, ``class_mask.mrc`` and the particle list of a tomogram.
+
+    With ``factor`` > 1 the tomogram is binned (`bin_volume`), the mask too
+    (`bin_labels`) and the particle centres moved to binned voxels (`to_binned`).
 
     Returns
     -------
     volume : LabelledVolume
         On ``device``.
     voxel_size_a : float
-        The tomogram's voxel size in Angstrom.
+        The (binned) tomogram's voxel size in Angstrom.
     """
     from faket.io import read_particle_locations
 
@@ -76,23 +116,26 @@ def load_volume(
         )
     particles = read_particle_locations(folder / "particle_locations.txt")
     xyz = np.array([[p.x, p.y, p.z] for p in particles], dtype=np.float64).reshape(-1, 3)
+    data = bin_volume(np.asarray(image.data, dtype=np.float32), factor)
+    labels = bin_labels(np.rint(mask).astype(np.int64), factor)
     volume = LabelledVolume(
-        torch.from_numpy(np.ascontiguousarray(image.data, dtype=np.float32)).to(device),
-        torch.from_numpy(np.rint(mask).astype(np.int64)).to(device),
-        xyz,
+        torch.from_numpy(np.ascontiguousarray(data)).to(device),
+        torch.from_numpy(np.ascontiguousarray(labels)).to(device),
+        to_binned(xyz, factor),
         name=str(path),
     )
-    return volume, float(image.voxel_size_a or 1.0)
+    return volume, float(image.voxel_size_a or 1.0) * factor
 
 
 def read_training_labels(plan: StudyPlan) -> tuple[list[np.ndarray], list[list[str]]]:
-    """Return the class masks and the particles' class names of the training tomograms."""
+    """Return the (binned) class masks and the particles' class names of the training tomograms."""
     from faket.io import read_particle_locations
 
     masks, names = [], []
     for index in plan.train:
         folder = tomogram_dir(plan.dataset, index)
-        masks.append(read_mrc(folder / "class_mask.mrc", ndim=3).data)
+        mask = read_mrc(folder / "class_mask.mrc", ndim=3).data
+        masks.append(bin_labels(np.rint(mask).astype(np.int64), plan.bin))
         particles = read_particle_locations(folder / "particle_locations.txt")
         names.append([p.class_name for p in particles])
     return masks, names

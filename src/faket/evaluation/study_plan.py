@@ -27,9 +27,9 @@ PRESETS: dict[str, TrainingSettings] = {
     "paper": TrainingSettings(steps_per_epoch=100),
     "laptop": TrainingSettings(
         width=0.5,
-        patch=32,
+        patch=24,
         batch_size=4,
-        epochs=6,
+        epochs=14,
         steps_per_epoch=40,
         learning_rate=1e-3,
         background_fraction=0.25,
@@ -42,9 +42,12 @@ PRESETS: dict[str, TrainingSettings] = {
 PRESET_SEEDS = {"paper": 6, "laptop": 3}
 """Seeds per modality of each preset."""
 
+PRESET_BIN = {"paper": 1, "laptop": 2}
+"""Binning of the tomograms the picker works on, per preset."""
+
 PRESET_SEGMENT: dict[str, tuple[int | None, int | None]] = {
     "paper": (None, None),
-    "laptop": (96, 80),
+    "laptop": (48, 40),
 }
 """Inference patch side and step of each preset (None: the training patch, half a patch).
 A patch larger than a tomogram's smallest side is cut to it (a multiple of 4)."""
@@ -133,6 +136,9 @@ class StudyPlan:
         (`faket.evaluation.study_rule`).
     min_fraction_grid : tuple of float
         The fractions a run chooses from.
+    bin : int
+        The picker works on tomograms binned by this factor (mean of blocks; labels
+        and centres follow); its picks are scored in the unbinned tomogram's voxels.
     jobs : int
         Runs at once, in processes (CPU).
     threads : int or None
@@ -153,6 +159,7 @@ class StudyPlan:
     cluster: str = "meanshift"
     min_fraction: float | None = None
     min_fraction_grid: tuple[float, ...] = MIN_FRACTION_GRID
+    bin: int = 1
     jobs: int = 1
     threads: int | None = None
 
@@ -166,8 +173,8 @@ class StudyPlan:
             raise ValueError("a study needs training and validation tomograms, modalities, seeds")
         if len(self.val) != 1:
             raise ValueError(f"give one validation tomogram, got {list(self.val)}")
-        if self.jobs < 1 or (self.threads is not None and self.threads < 1):
-            raise ValueError("jobs and threads must be at least 1")
+        if self.jobs < 1 or self.bin < 1 or (self.threads is not None and self.threads < 1):
+            raise ValueError("bin, jobs and threads must be at least 1")
         if self.segment_patch is not None and (self.segment_patch < 4 or self.segment_patch % 4):
             raise ValueError(
                 f"the inference patch must be a multiple of 4, got {self.segment_patch}"
@@ -189,6 +196,7 @@ class StudyPlan:
             "cluster": self.cluster,
             "min_fraction": self.min_fraction,
             "min_fraction_grid": self.min_fraction_grid,
+            "bin": self.bin,
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 

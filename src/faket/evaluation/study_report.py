@@ -147,10 +147,7 @@ def write_comparison(
             "Targets",
             text="Means over seeds; the issue's bars for FAKET with the spectral noise model.",
             table=[["target", "value", "met"]]
-            + [
-                [t["target"], f"{t['value']:.3f}", "yes" if t["met"] else "NO"]
-                for t in targets
-            ],
+            + [[t["target"], f"{t['value']:.3f}", "yes" if t["met"] else "NO"] for t in targets],
         )
         if targets
         else None,
