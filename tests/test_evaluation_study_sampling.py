@@ -146,3 +146,40 @@ def test_the_cluster_rule_is_chosen_on_validation_by_brute_force() -> None:
     # smallest of equals wins. 2.0 drops everything.
     assert fraction == 0.5
     assert keep_large(picks, sizes, CLASSES, 10.0, 0.5, volumes) == picks[: len(names)]
+
+
+def test_binning_is_the_block_mean_and_centres_map_both_ways() -> None:
+    from faket.evaluation.study_files import bin_labels, bin_volume, from_binned, to_binned
+
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(6, 8, 9)).astype(np.float32)
+    binned = bin_volume(volume, 2)
+    assert binned.shape == (3, 4, 4)  # the ninth X voxel does not fill a block
+    for z, y, x in np.ndindex(*binned.shape):  # brute force
+        block = volume[2 * z : 2 * z + 2, 2 * y : 2 * y + 2, 2 * x : 2 * x + 2]
+        assert binned[z, y, x] == pytest.approx(block.mean(), abs=1e-6)
+    labels = rng.integers(0, 5, size=(6, 8, 8))
+    assert np.array_equal(bin_labels(labels, 2), labels[1::2, 1::2, 1::2])
+    xyz = rng.uniform(0, 8, size=(5, 3))
+    assert np.allclose(from_binned(to_binned(xyz, 2), 2), xyz)
+    # Block k of factor f covers voxels f*k .. f*k + f - 1: its centre maps to k.
+    assert np.allclose(to_binned(np.array([[2.5, 0.5, 4.5]]), 2), [[1.0, 0.0, 2.0]])
+
+
+def test_a_binned_volume_keeps_its_particles_on_their_labels(tmp_path) -> None:
+    from faket.evaluation.study_files import load_volume
+    from faket.io import Particle, write_mrc, write_particle_locations
+
+    image, mask, _, names, xyz = two_class_tomogram(seed=2)
+    folder = tmp_path / "model_0"
+    folder.mkdir()
+    write_mrc(image, folder / "tomogram_reference.mrc", voxel_size_a=10.0)
+    write_mrc(mask.astype(np.float32), folder / "class_mask.mrc", voxel_size_a=10.0)
+    particles = [Particle(n, *p) for n, p in zip(names, xyz.tolist(), strict=True)]
+    write_particle_locations(particles, folder / "particle_locations.txt")
+    volume, size = load_volume(tmp_path, 0, "reference", torch.device("cpu"), factor=2)
+    assert size == 20.0 and tuple(volume.image.shape) == (12, 32, 32)
+    centres = np.rint(volume.xyz[:, ::-1]).astype(int)
+    found = volume.labels.numpy()[tuple(centres.T)]
+    expected = [1 if n == "small" else 2 for n in names]
+    assert list(found) == expected
