@@ -35,7 +35,8 @@ def _write_dataset(root: Path, n: int = 4) -> Path:
     return root
 
 
-FAST = ["--epochs", "2", "--width", "0.25", "--patch", "16", "--batch-size", "4"]
+FAST = ["--epochs", "2", "--steps-per-epoch", "3", "--width", "0.25", "--patch", "16"]
+FAST += ["--batch-size", "4"]
 FAST += [
     "--cluster",
     "components",
