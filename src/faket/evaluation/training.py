@@ -346,10 +346,22 @@ def training_batch(
         As `cut_batch`.
     """
     items = np.asarray(items, dtype=np.int64).reshape(-1, 2)
-    centres = np.array(
-        [centres_zyx(volumes[v].xyz[k])[0] for v, k in items], dtype=np.int64
-    ).reshape(-1, 3)
-    return cut_batch(volumes, items[:, 0], centres + shifts, patch, turns)
+    centres = _particle_centres(volumes, items) + shifts
+    return cut_batch(volumes, items[:, 0], centres, patch, turns)
+
+
+def _particle_centres(volumes: Sequence[LabelledVolume], items: np.ndarray) -> np.ndarray:
+    """Return the ``(z, y, x)`` voxel of each ``(volume, particle)`` item, ``(n, 3)`` int."""
+    return np.array([centres_zyx(volumes[v].xyz[k])[0] for v, k in items], dtype=np.int64).reshape(
+        -1, 3
+    )
+
+
+def _epoch_size(n_particles: int, settings: TrainingSettings) -> int:
+    """Return the patches of one epoch (particles plus background, or fixed batches)."""
+    if settings.steps_per_epoch is not None:
+        return settings.steps_per_epoch * settings.batch_size
+    return int(math.ceil(n_particles / (1 - settings.background_fraction)))
 
 
 def epoch_patches(
@@ -363,10 +375,7 @@ def epoch_patches(
     order of all of them is shuffled.
     """
     items = np.array([(v, k) for v, vol in enumerate(volumes) for k in range(len(vol.xyz))])
-    if settings.steps_per_epoch is None:
-        n_total = int(math.ceil(len(items) / (1 - settings.background_fraction)))
-    else:
-        n_total = settings.steps_per_epoch * settings.batch_size
+    n_total = _epoch_size(len(items), settings)
     n_back = int(round(n_total * settings.background_fraction))
     n_part = n_total - n_back
     picked = rng.permutation(len(items))
@@ -375,9 +384,7 @@ def epoch_patches(
     chosen = items[picked[:n_part]]
     reach = int(settings.shift_fraction * settings.patch)
     shifts = rng.integers(-reach, reach + 1, size=(n_part, 3))
-    centres = [
-        np.array([centres_zyx(volumes[v].xyz[k])[0] for v, k in chosen]).reshape(-1, 3) + shifts
-    ]
+    centres = [_particle_centres(volumes, chosen) + shifts]
     which = [chosen[:, 0]]
     if n_back:
         counts = np.array([len(v.xyz) for v in volumes], dtype=np.float64)
@@ -423,9 +430,7 @@ def _train_epoch(
 
 def steps_per_epoch(volumes: Sequence[LabelledVolume], settings: TrainingSettings) -> int:
     """Return the Adam steps of one training epoch on ``volumes``."""
-    if settings.steps_per_epoch is not None:
-        return settings.steps_per_epoch
-    n = int(math.ceil(sum(len(v.xyz) for v in volumes) / (1 - settings.background_fraction)))
+    n = _epoch_size(sum(len(v.xyz) for v in volumes), settings)
     return -(-n // settings.batch_size)
 
 
