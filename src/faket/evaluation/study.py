@@ -290,10 +290,7 @@ def _choose_rule(
     began = time.perf_counter()
     labels = _segment(plan, net, val[0].image, progress, "segment val")
     voxel_size_a = val[1]
-    picks, sizes = cluster_candidates(
-        labels, shared.classes, voxel_size_a, exclude=plan.exclude, method=plan.cluster
-    )
-    picks = unbinned(picks, plan.bin)
+    picks, sizes = _clusters(plan, labels, voxel_size_a, shared)
     truth = read_truth(tomogram_dir(plan.dataset, plan.val[0]))
     grid = plan.min_fraction_grid if plan.min_fraction is None else (plan.min_fraction,)
     fraction, table = choose_min_fraction(
@@ -331,14 +328,19 @@ def _test_run(
     segment_s = time.perf_counter() - began
     write_mrc(label_map.astype(np.float32), folder / "segmentation.mrc", voxel_size_a=test[1])
     began = time.perf_counter()
-    picks, sizes = cluster_candidates(
-        label_map, shared.classes, test[1], exclude=plan.exclude, method=plan.cluster
-    )
+    picks, sizes = _clusters(plan, label_map, test[1], shared)
     picks = keep_large(picks, sizes, shared.classes, test[1], fraction, shared.sizes)
-    return unbinned(picks, plan.bin), {
-        "segment_s": segment_s,
-        "extract_s": time.perf_counter() - began,
-    }
+    return picks, {"segment_s": segment_s, "extract_s": time.perf_counter() - began}
+
+
+def _clusters(
+    plan: StudyPlan, labels: np.ndarray, voxel_size_a: float, shared: _Shared
+) -> tuple[list[Particle], list[int]]:
+    """Return every cluster of a segmentation (in the unbinned tomogram's voxels), sizes."""
+    picks, sizes = cluster_candidates(
+        labels, shared.classes, voxel_size_a, exclude=plan.exclude, method=plan.cluster
+    )
+    return unbinned(picks, plan.bin), sizes
 
 
 def unbinned(picks: Sequence[Particle], factor: int) -> list[Particle]:

@@ -180,23 +180,32 @@ class StudyPlan:
                 f"the inference patch must be a multiple of 4, got {self.segment_patch}"
             )
 
+    def results_record(self) -> dict[str, Any]:
+        """Return every setting that changes a run's result, as JSON-ready values.
+
+        Not ``jobs`` nor ``threads``, nor the dataset's path (`run_key` adds it).
+        """
+        return {
+            "train": list(self.train),
+            "val": list(self.val),
+            "test": self.test,
+            "settings": self.settings.as_dict(),
+            "exclude": list(self.exclude),
+            "segment_step": self.segment_step,
+            "segment_patch": self.segment_patch,
+            "cluster": self.cluster,
+            "min_fraction": self.min_fraction,
+            "min_fraction_grid": list(self.min_fraction_grid),
+            "bin": self.bin,
+        }
+
     def run_key(self, modality: str, seed: int) -> str:
         """Return the key that identifies one run's inputs and settings."""
         record = {
             "dataset": str(self.dataset.resolve()),
             "modality": modality,
             "seed": seed,
-            "train": self.train,
-            "val": self.val,
-            "test": self.test,
-            "settings": self.settings.as_dict(),
-            "exclude": self.exclude,
-            "segment_step": self.segment_step,
-            "segment_patch": self.segment_patch,
-            "cluster": self.cluster,
-            "min_fraction": self.min_fraction,
-            "min_fraction_grid": self.min_fraction_grid,
-            "bin": self.bin,
+            **self.results_record(),
         }
         return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
