@@ -30,7 +30,7 @@ test: install
 
 # The paper's picking study at laptop scale: 5 crowded tomograms, 8 rows x 3 seeds (2 cores; see README).
 study: install
-	$(VENV)/bin/faket demo -o $(STUDY_DATA) --tomograms 5 --crowded --workers 2 --likeness-steps 0
+	$(VENV)/bin/faket demo -o $(STUDY_DATA) --tomograms 5 --crowded --workers 2 --threads 1 --likeness-steps 0
 	$(VENV)/bin/faket evaluate study $(STUDY_DATA) --preset laptop --train 0-2 --val 3 --test 4 \
 		--jobs 2 --threads 1 -o $(STUDY_OUT)
 

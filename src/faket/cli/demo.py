@@ -57,6 +57,13 @@ from faket.cli._common import DEVICE_OPTION
     help="Tomograms in parallel processes.",
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per tomogram task (run.threads; with --workers N on busy cores use "
+    "cores / N: torch's default oversubscribes) [default: torch's].",
+)
+@click.option(
     "--crowded",
     is_flag=True,
     help="The picking study's crowded specimens: ~250 particles of 12 classes (the 9 "
@@ -72,6 +79,7 @@ def demo(
     tomograms: int,
     precision: str,
     workers: int,
+    threads: int | None,
     likeness_steps: int,
     crowded: bool,
     force: bool,
@@ -90,7 +98,7 @@ def demo(
     \b
     Example:
       faket demo -o demo_output && xdg-open demo_output/report.html
-      faket demo -o study_data --tomograms 6 --crowded
+      faket demo -o study_data --tomograms 5 --crowded --workers 2 --threads 1
     """
     from contextlib import ExitStack
 
@@ -120,6 +128,7 @@ def demo(
             device=device,
             precision=precision,
             workers=workers,
+            threads=threads,
             likeness_steps=likeness_steps,
             crowded=crowded,
         )

@@ -446,9 +446,9 @@ def study(
 
     \b
     Example (2 CPU cores; see the README for the wall time):
-      faket demo -o study_data --tomograms 6 --crowded
-      faket evaluate study study_data/ --preset laptop --train 0-3 --val 4 \\
-          --test 5 --jobs 2 --threads 1 -o study/
+      faket demo -o study_data --tomograms 5 --crowded --workers 2 --threads 1
+      faket evaluate study study_data/ --preset laptop --train 0-2 --val 3 \\
+          --test 4 --jobs 2 --threads 1 -o study/
     \b
     Paper scale (GPU):
       faket evaluate study DATASET/ --train 0-8 --val 9 --test 10 --preset paper -o study/

@@ -59,6 +59,7 @@ def demo_config(
     device: str = "auto",
     precision: str = "auto",
     workers: int = 1,
+    threads: int | None = None,
     likeness_steps: int = 300,
     crowded: bool = False,
 ) -> FaketConfig:
@@ -81,6 +82,8 @@ def demo_config(
         Precision of the style transfer: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
     workers : int
         Tomograms in parallel processes.
+    threads : int or None
+        CPU threads per tomogram task (``run.threads``; None: torch's default).
     likeness_steps : int
         Training steps of the report's likeness classifiers; 0 leaves the section out.
     crowded : bool
@@ -95,6 +98,7 @@ def demo_config(
             "device": device,
             "precision": precision,
             "workers": workers,
+            "threads": threads,
         },
         # FAKET with the published noise model (noisy.mrc, faket.mrc) and with the
         # spectral one (noisy_spectral.mrc, faket_spectral.mrc), side by side.
@@ -111,8 +115,6 @@ def demo_config(
         config["style"] = {"ablation_models": ["spectral"]}
         # 31 tilts (-60..+60 by 4): three style transfers per tomogram fit a laptop.
         config["projection"] = {"tilt_step_deg": 4.0}
-    if workers > 1:  # one process per tomogram: split the cores, do not oversubscribe
-        config["run"]["threads"] = max(1, (os.cpu_count() or 1) // workers)
     return FaketConfig.from_dict(config, source="demo")
 
 
