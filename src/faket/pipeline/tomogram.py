@@ -80,11 +80,12 @@ def _make_faket(
     plan: RunPlan,
     index: int,
     series: dict[str, torch.Tensor],
+    style: torch.Tensor,
     suffix: str,
     *,
     ablation: bool = False,
 ) -> torch.Tensor:
-    """Style NOISY of one noise model into its FAKET, written.
+    """Style NOISY of one noise model into its FAKET with ``style`` (the reference), written.
 
     With ``ablation`` the backbone is the random one (`load_backbone`'s fixed seed 0, so
     the same files on every run) and the file ``faket_random<suffix>.mrc``.
@@ -93,7 +94,7 @@ def _make_faket(
     from faket.style import StyleSettings
     from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
 
-    s, device = plan.config.style, torch.device(plan.device)
+    s = plan.config.style
     folder = plan.specimens[index].folder
     if ablation:
         backbone = load_style_backbone("random", None, plan.device)
@@ -105,7 +106,7 @@ def _make_faket(
         backbone,
         series[noisy],
         series[content],
-        style_reference(plan, index).to(device),
+        style,
         StyleSettings(iterations=s.iterations, step_size=s.step_size),
         precision=plan.precision,
         tile=s.tile,
@@ -137,16 +138,17 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
     noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
     series = {"noiseless": noiseless.to(torch.device(plan.device))}
     stats = read_noise_stats(plan.output / "noise_stats.json")
+    style = style_reference(plan, index).to(torch.device(plan.device))  # read once
     for model in config.noise.models:
         suffix = model_suffix(model, config.noise.model)
         with timer(f"modalities{suffix}"):
             series.update(_make_modalities(plan, index, series["noiseless"], stats, model))
         with timer(f"style{suffix}"):
-            series[f"faket{suffix}"] = _make_faket(plan, index, series, suffix)
+            series[f"faket{suffix}"] = _make_faket(plan, index, series, style, suffix)
         if model in config.style.ablation_models:
             with timer(f"style_random{suffix}"):
                 series[f"{RANDOM_FAKET}{suffix}"] = _make_faket(
-                    plan, index, series, suffix, ablation=True
+                    plan, index, series, style, suffix, ablation=True
                 )
     if plan.microscope is not None:
         reference = read_mrc(spec.folder / "reference.mrc", ndim=3).data
