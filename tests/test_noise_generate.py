@@ -161,5 +161,5 @@ def test_generate_errors():
     bad = TiltStats(r=bad.r, sigma=bad.sigma, mean=bad.mean, std=bad.std * 0)
     with pytest.raises(ValueError, match="std must be positive"):
         apply_noise(noiseless, bad, seed=0)
-    with pytest.raises(ValueError, match="same number of tilts"):
+    with pytest.raises(ValueError, match="different numbers of tilts"):
         make_modality(noiseless, [target_stats(5), target_stats(6)], "noisy", seed=0)

@@ -18,6 +18,7 @@ from numbers import Integral
 
 import torch
 
+from faket.conventions import TiltAngles
 from faket.errors import FaketInputError
 from faket.noise.aggregate import aggregate_tilt_stats
 from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
@@ -201,6 +202,7 @@ def make_modality(
     seed: int,
     name: str | None = None,
     model: str = "published",
+    at: TiltAngles | None = None,
 ) -> torch.Tensor:
     """Make one modality (``noisy``, ``content`` or ``baseline``) of a noiseless tilt-series.
 
@@ -225,6 +227,10 @@ def make_modality(
         A key of :data:`NOISE_MODELS`: ``"published"`` (scalar ``r`` and white noise of
         ``sigma``) or ``"spectral"`` (radial transfer and coloured noise; every entry of
         ``measured`` needs ``spectra``). Both draw the same white field from ``seed``.
+    at : (n_tilts,) sequence of float, optional
+        The tilt angles of ``noiseless`` (degrees): the fits over each reference's own
+        angles are evaluated there, so references in any order, scheme or tilt count
+        serve. Default: the references' angles, tilt by tilt (the same count needed).
 
     Returns
     -------
@@ -257,9 +263,9 @@ def make_modality(
                 f"{missing[:10]} have none (measure them with estimate_tilt_stats(..., "
                 "spectra=True))"
             )
-        stats = aggregate_tilt_stats(measured, spec.order)
+        stats = aggregate_tilt_stats(measured, spec.order, at=at)
         return apply_spectral_noise(
             noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name
         )
-    stats = aggregate_tilt_stats(measured, spec.order)
+    stats = aggregate_tilt_stats(measured, spec.order, at=at)
     return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name)
