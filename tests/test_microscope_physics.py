@@ -123,6 +123,26 @@ def test_counting_detector_keeps_the_mean_and_lowers_the_noise_power():
     assert noise.var().item() == pytest.approx(mean * ntf2.mean(), rel=0.05)
 
 
+@pytest.mark.parametrize("detector", ["ideal", "counting"])
+def test_half_sets_are_independent_halves_of_the_counts(detector):
+    settings = MicroscopeSettings(**{**PLAIN, "detector": detector}, ice_structure_factor=0.0)
+    volume = torch.zeros(4, 128, 128)
+    plain = simulate_tilt_series(volume, [0.0], 4.0, settings, seed=2)
+    result = simulate_tilt_series(volume, [0.0], 4.0, settings, seed=2, half_sets=True)
+    assert torch.equal(result.counts, plain.counts)  # the halves have their own generator
+    assert result.even is not None and result.odd is not None
+    torch.testing.assert_close(result.even + result.odd, result.counts)
+    mean = result.noiseless.mean().item()
+    n = result.counts.numel()
+    assert abs(result.even.mean().item() - mean / 2) < 4 * math.sqrt(mean / 2 / n)
+    # Independent Poisson halves: even - odd has the variance of the counts' own noise
+    # (Poisson variance, both through the same NTF); 5 % is ~7 standard errors at 16k px.
+    difference = (result.even - result.odd).var().item()
+    assert difference == pytest.approx((result.counts - result.noiseless).var().item(), rel=0.05)
+    if detector == "ideal":
+        assert torch.equal(result.even, result.even.round())
+
+
 @pytest.mark.parametrize("mfp_nm", [None, 250.0])
 def test_attenuation_grows_with_the_path_through_the_slab(mfp_nm):
     pixel, dose, slab_nm = 8.0, 40.0, 200.0

@@ -113,11 +113,16 @@ class MicroscopeResult:
         ``(n_tilts, ny, nx)`` expected counts: the mean of ``counts``.
     tilts : list of TiltRecord
         One record per image.
+    even, odd : torch.Tensor or None
+        With ``half_sets``: the counts split in two independent halves, ``even + odd ==
+        counts`` (as even and odd frames would give), else None.
     """
 
     counts: torch.Tensor
     noiseless: torch.Tensor
     tilts: list[TiltRecord]
+    even: torch.Tensor | None = None
+    odd: torch.Tensor | None = None
 
     def records(self) -> list[dict[str, float | int]]:
         """Return the tilt records as plain dictionaries (for JSON)."""
@@ -183,6 +188,7 @@ def simulate_tilt_series(
     *,
     seed: int,
     progress: Callable[[int], None] | None = None,
+    half_sets: bool = False,
 ) -> MicroscopeResult:
     """Simulate the electron-counting tilt-series a microscope records of a grandmodel.
 
@@ -203,6 +209,11 @@ def simulate_tilt_series(
         seed gives bit-identical results on the same machine and device.
     progress : callable, optional
         Called with 1 after each tilt.
+    half_sets : bool, default False
+        Also return even and odd half-sets: each detected electron goes to one half with
+        probability 1/2 (binomial thinning of the hits before the detector's noise
+        transfer, so the halves are independent Poisson images of half the dose). Drawn
+        from their own generator: ``counts`` do not change.
 
     Returns
     -------
@@ -268,6 +279,8 @@ def simulate_tilt_series(
         mtf, ntf = detector_transfer(shape, s.detector_blur_px, like=volume_v)
     counts = volume_v.new_empty((n_tilts, ny, nx))
     noiseless = volume_v.new_empty((n_tilts, ny, nx))
+    even = volume_v.new_empty((n_tilts, ny, nx)) if half_sets else None
+    halves = torch.Generator(device=device).manual_seed(seed + 1)
     records = []
     projected = torch.empty(0)
     for i, angle in enumerate(angles.tolist()):
@@ -307,9 +320,14 @@ def simulate_tilt_series(
             hits = torch.poisson(pre, generator=generator)
             counts[i] = torch.fft.ifft2(torch.fft.fft2(hits) * ntf).real
             noiseless[i] = torch.fft.ifft2(spectrum * mtf).real
+            if even is not None:
+                half = _thin(hits, halves)
+                even[i] = torch.fft.ifft2(torch.fft.fft2(half) * ntf).real
         else:
             counts[i] = torch.poisson(expected, generator=generator)
             noiseless[i] = expected
+            if even is not None:
+                even[i] = _thin(counts[i], halves)
         records.append(
             TiltRecord(
                 index=i,
@@ -326,4 +344,13 @@ def simulate_tilt_series(
         )
         if progress is not None:
             progress(1)
-    return MicroscopeResult(counts=counts, noiseless=noiseless, tilts=records)
+    odd = None if even is None else counts - even
+    return MicroscopeResult(counts=counts, noiseless=noiseless, tilts=records, even=even, odd=odd)
+
+
+def _thin(hits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Return a binomial half of integer counts: each count kept with probability 1/2."""
+    half = torch.full_like(hits, 0.5)
+    return torch.binomial(hits.to(torch.float64), half.to(torch.float64), generator=generator).to(
+        hits.dtype
+    )
