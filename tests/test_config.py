@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -62,9 +64,32 @@ def test_hash_ignores_workers_and_output_but_not_the_seed():
         ({"reference": {"microscope": {"voltage_kv": -1}}}, "voltage"),
         ({"reference": {"source": "files"}}, "needs at least one path in tilt_series"),
         (
-            {"reference": {"source": "files", "tilt_series": ["a.mrc"], "angles": ["a.tlt"]}},
-            "noise.stats_file or noise.noiseless",
+            {
+                "reference": {"source": "files", "tilt_series": ["a.mrc"], "angles": ["a.tlt"]},
+                "noise": {"method": "paired"},
+            },
+            "noise.method paired needs noise.noiseless files",
         ),
+        (
+            {
+                "reference": {"source": "files", "tilt_series": ["a.mrc"], "angles": ["a.tlt"]},
+                "noise": {"method": "even-odd"},
+            },
+            "noise.method even-odd needs reference.even and reference.odd files",
+        ),
+        ({"noise": {"method": "file"}}, "noise.method file needs noise.stats_file"),
+        (
+            {
+                "reference": {
+                    "source": "files",
+                    "tilt_series": ["a.mrc"],
+                    "angles": ["a.tlt"],
+                    "even": ["e.mrc"],
+                },
+            },
+            "give both or neither",
+        ),
+        ({"projection": {"angles_from": "reference"}}, "angles_from reference needs reference"),
         ({"phantom": {"shape_zyx": [8, 8, 8], "slab_voxels": 9}}, "thicker than the box"),
         (
             {"phantom": {"shape_zyx": [300, 256, 256]}},
@@ -136,3 +161,48 @@ def test_binary_latin1_alias_bombs_and_huge_files_are_one_line(tmp_path, content
     assert str(err.value) == f"{path}: {expected}" or (
         str(err.value).startswith(f"{path}: {expected}") and "\n" not in str(err.value)
     )
+
+
+def test_relative_paths_resolve_against_the_config_files_folder(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    data = {
+        "run": {"output": "out"},
+        "projection": {"angles_file": "tilts/run.tlt"},
+        "phantom": {"structures": [{"path": "maps/a.mrc", "count": 1}]},
+        "reference": {
+            "source": "files",
+            "tilt_series": ["refs/a.mrc", str(tmp_path / "elsewhere.mrc")],
+            "angles": ["refs/a.tlt", "refs/b.tlt"],
+        },
+        "noise": {"stats_file": "stats.json"},
+    }
+    (folder / "run.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    config = FaketConfig.from_yaml("project/run.yaml")
+    project = folder.absolute()
+    assert config.run.output == project / "out"
+    assert config.projection.angles_file == project / "tilts" / "run.tlt"
+    assert config.phantom.structures[0].path == project / "maps" / "a.mrc"
+    assert config.reference.tilt_series == [project / "refs" / "a.mrc", tmp_path / "elsewhere.mrc"]
+    assert config.noise.stats_file == project / "stats.json"
+    assert config.noise_method() == "file"
+    # from_dict (the Python API) keeps paths as given: relative to the current folder.
+    assert FaketConfig.from_dict(data).run.output == Path("out")
+
+
+@pytest.mark.parametrize(
+    ("reference", "noise", "method"),
+    [
+        ({}, {}, "paired"),
+        ({"source": "files"}, {"noiseless": ["n.mrc"]}, "paired"),
+        ({"source": "files", "even": ["e.mrc"], "odd": ["o.mrc"]}, {}, "even-odd"),
+        ({"source": "files"}, {}, "unlabelled"),
+        ({"source": "files"}, {"method": "unlabelled", "noiseless": ["n.mrc"]}, "unlabelled"),
+    ],
+)
+def test_auto_noise_method_is_the_first_whose_inputs_are_given(reference, noise, method):
+    if reference.get("source") == "files":
+        reference = {"tilt_series": ["a.mrc"], "angles": ["a.tlt"], **reference}
+    config = FaketConfig.from_dict({"reference": reference, "noise": noise})
+    assert config.noise_method() == method

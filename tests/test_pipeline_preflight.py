@@ -57,6 +57,31 @@ def _two_d_reference(tmp: Path, out: Path) -> FaketConfig:
     return files_config(out, files)
 
 
+def _shifted_angles(tmp: Path, out: Path) -> FaketConfig:
+    files = user_reference_files(tmp)
+    write_tilt_angles(np.linspace(-29, 31, N_TILTS), files["angles"])
+    return files_config(out, files)
+
+
+def _no_pixel_size(tmp: Path, out: Path) -> FaketConfig:
+    files = user_reference_files(tmp)
+    write_mrc(read_mrc(files["reference"], ndim=3).data, files["reference"])
+    return files_config(out, files)
+
+
+def _absurd_pixel_size(tmp: Path, out: Path) -> FaketConfig:
+    files = user_reference_files(tmp)
+    return files_config(out, files, reference={"pixel_size_a": [500.0]})
+
+
+def _half_set_shape(tmp: Path, out: Path) -> FaketConfig:
+    files = user_reference_files(tmp)
+    write_mrc(read_mrc(files["reference"], ndim=3).data, tmp / "even.mrc")
+    write_mrc(np.ones((N_TILTS, 8, 8), np.float32), tmp / "odd.mrc")
+    halves = {"even": [str(tmp / "even.mrc")], "odd": [str(tmp / "odd.mrc")]}
+    return files_config(out, files, reference=halves, noise={"noiseless": []})
+
+
 def _constant_tilt(tmp: Path, out: Path) -> FaketConfig:
     files = user_reference_files(tmp)
     data = read_mrc(files["reference"], ndim=3).data
@@ -92,7 +117,15 @@ def _output_is_a_file(tmp: Path, out: Path) -> FaketConfig:
 CASES: dict[str, tuple[Callable[[Path, Path], FaketConfig], str]] = {
     "missing structure": (_bad_structure, "x.pdb: phantom.structures[0].path: no such file"),
     "angles beyond 89": (_angles_beyond_89, "a.tlt: line 1: tilt angle -90 is outside [-89, 89]"),
-    "2-D reference": (_two_d_reference, "ref.mrc: 1 images and 11 angles"),
+    "2-D reference": (_two_d_reference, "ref.mrc: 1 images but 11 angles"),
+    "reference angles off the run's": (
+        _shifted_angles,
+        "ref.mrc: no tilt within 0.5 deg of the run's -60 deg (from projection -60..60 step 12;"
+        " nearest here -29 deg)",
+    ),
+    "no pixel size": (_no_pixel_size, "ref.mrc: no pixel size in the MRC header"),
+    "absurd pixel size": (_absurd_pixel_size, "pixel size 500 A from reference.pixel_size_a"),
+    "half-set shape": (_half_set_shape, "reference.odd: shape (11, 8, 8) differs"),
     "constant reference tilt": (_constant_tilt, "ref.mrc: tilt 3 is constant"),
     "stats tilt count": (_stats_tilt_count, "noise.stats_file: statistics for 5 tilts"),
     "noiseless shape": (_noiseless_shape, "noise.noiseless: shape (11, 8, 8) differs"),
@@ -166,7 +199,10 @@ def test_the_resume_key_follows_the_contents_of_every_input_file(tmp_path, role)
     files["projection angles"] = tmp_path / "in" / "run.tlt"
     files["reference angles"] = files["angles"]
     config = files_config(
-        tmp_path / "ds", files, projection={"angles_file": str(files["projection angles"])}
+        tmp_path / "ds",
+        files,
+        projection={"angles_file": str(files["projection angles"])},
+        reference={"angle_tolerance_deg": 2.0},  # the edit below moves one angle by 1 degree
     )
     key = plan_run(config).specimens[0].resume_key
     _rewrite(files[role], change=False)

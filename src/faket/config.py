@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,6 +27,9 @@ Count = Annotated[int, Field(ge=0)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_M = TypeVar("_M", bound=_Model)
 
 
 class RunSettings(_Model):
@@ -131,11 +134,18 @@ class ProjectionSettings(_Model):
     angles_file: Path | None = Field(
         default=None, description="Tilt angles file (.tlt/.rawtlt); replaces min/max/step when set."
     )
+    angles_from: Literal["settings", "reference"] = Field(
+        default="settings",
+        description="settings: the angles above; reference: adopt the first reference "
+        "tilt-series' angles, ascending (reference.source files).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ProjectionSettings:
         if self.tilt_max_deg < self.tilt_min_deg:
             raise ValueError("tilt_max_deg is below tilt_min_deg")
+        if self.angles_from == "reference" and self.angles_file is not None:
+            raise ValueError("angles_from reference and angles_file both set the tilt angles")
         return self
 
 
@@ -150,7 +160,35 @@ class ReferenceSettings(_Model):
         default_factory=list, description="Reference tilt-series MRC files (source: files)."
     )
     angles: list[Path] = Field(
-        default_factory=list, description="One angle file per reference tilt-series (files)."
+        default_factory=list,
+        description="One angle file per reference tilt-series, in its image order (files).",
+    )
+    even: list[Path] = Field(
+        default_factory=list,
+        description="Even half-set tilt-series, one per tilt_series (noise.method even-odd).",
+    )
+    odd: list[Path] = Field(
+        default_factory=list,
+        description="Odd half-set tilt-series, one per tilt_series (noise.method even-odd).",
+    )
+    pixel_size_a: list[PositiveFloat] = Field(
+        default_factory=list,
+        description="Pixel size of each tilt_series in Angstrom, or one for all (empty: "
+        "the MRC headers'); references are Fourier-rescaled to the phantom's voxel size.",
+    )
+    angle_tolerance_deg: PositiveFloat = Field(
+        default=0.5,
+        description="Largest difference between a run angle and the reference tilt paired "
+        "with it, degrees (tilts are matched by angle, never by position).",
+    )
+    voltage_kv: PositiveFloat = Field(
+        default=300.0, description="Acceleration voltage of the references, kV (CTF fit)."
+    )
+    spherical_aberration_mm: float = Field(
+        default=2.7, ge=0, description="Spherical aberration Cs of the references, mm (CTF fit)."
+    )
+    amplitude_contrast: float = Field(
+        default=0.07, ge=0, lt=1, description="Amplitude contrast of the references (CTF fit)."
     )
     microscope: dict[str, Any] = Field(
         default_factory=dict,
@@ -160,11 +198,20 @@ class ReferenceSettings(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> ReferenceSettings:
         if self.source == "files":
-            if not self.tilt_series:
+            n = len(self.tilt_series)
+            if not n:
                 raise ValueError("source 'files' needs at least one path in tilt_series")
-            if len(self.angles) != len(self.tilt_series):
+            if len(self.angles) != n:
+                raise ValueError(f"{n} tilt_series but {len(self.angles)} angles files")
+            for name in ("even", "odd"):
+                if getattr(self, name) and len(getattr(self, name)) != n:
+                    raise ValueError(f"{n} tilt_series but {len(getattr(self, name))} {name} files")
+            if bool(self.even) != bool(self.odd):
+                raise ValueError("even and odd half-sets come together: give both or neither")
+            if len(self.pixel_size_a) not in (0, 1, n):
                 raise ValueError(
-                    f"{len(self.tilt_series)} tilt_series but {len(self.angles)} angles files"
+                    f"pixel_size_a: give one value for all or one per tilt_series ({n}), "
+                    f"got {len(self.pixel_size_a)}"
                 )
         from faket.microscope import MicroscopeSettings
 
@@ -178,9 +225,20 @@ class ReferenceSettings(_Model):
 NoiseModel = Literal["published", "spectral"]
 
 
-class NoiseSettings(_Model):
-    """The noise model, and where its statistics come from when the references are files."""
+NoiseMethod = Literal["auto", "paired", "unlabelled", "even-odd", "file"]
 
+
+class NoiseSettings(_Model):
+    """The noise model, and how its statistics are measured on the references."""
+
+    method: NoiseMethod = Field(
+        default="auto",
+        description="How the references' statistics are measured: paired (against "
+        "noiseless twins), unlabelled (each reference alone: a CTF fit of its spectrum), "
+        "even-odd (the noise from reference.even - reference.odd), file (stats_file); "
+        "auto: file, paired, even-odd or unlabelled, the first whose inputs are given "
+        "(the microscope source: paired).",
+    )
     model: NoiseModel = Field(
         default="published",
         description="Noise model of NOISY and CONTENT (so of FAKET): published (r and sigma "
@@ -334,20 +392,43 @@ class FaketConfig(_Model):
                 raise ValueError(f"reference.microscope: {err}") from None
         return self
 
+    def noise_method(self) -> str:
+        """Return the noise statistics' method, ``noise.method`` with ``auto`` resolved."""
+        method, noise, ref = self.noise.method, self.noise, self.reference
+        if method != "auto":
+            return method
+        if ref.source == "microscope":
+            return "paired"
+        if noise.stats_file is not None:
+            return "file"
+        if noise.noiseless:
+            return "paired"
+        return "even-odd" if ref.even else "unlabelled"
+
     @model_validator(mode="after")
-    def _files_have_stats(self) -> FaketConfig:
-        if self.reference.source == "files":
-            if self.noise.stats_file is None and not self.noise.noiseless:
-                raise ValueError(
-                    "reference files need noise.stats_file or noise.noiseless (paired) files"
-                )
-            if self.noise.noiseless and len(self.noise.noiseless) != len(
-                self.reference.tilt_series
-            ):
-                raise ValueError(
-                    f"{len(self.noise.noiseless)} noise.noiseless files for "
-                    f"{len(self.reference.tilt_series)} reference.tilt_series"
-                )
+    def _method_has_inputs(self) -> FaketConfig:
+        method, noise, ref = self.noise_method(), self.noise, self.reference
+        files = ref.source == "files"
+        if noise.noiseless and len(noise.noiseless) != len(ref.tilt_series):
+            raise ValueError(
+                f"{len(noise.noiseless)} noise.noiseless files for "
+                f"{len(ref.tilt_series)} reference.tilt_series"
+            )
+        needs = {
+            "file": (noise.stats_file is not None, "noise.stats_file"),
+            "paired": (not files or bool(noise.noiseless), "noise.noiseless files"),
+            "even-odd": (files and bool(ref.even), "reference.even and reference.odd files"),
+        }
+        given, what = needs.get(method, (True, ""))
+        if not given:
+            raise ValueError(
+                f"noise.method {method} needs {what}"
+                + ("" if files else (" (with reference.source files)"))
+            )
+        if method == "file" and not files:
+            raise ValueError("noise.method file needs reference.source files")
+        if self.projection.angles_from == "reference" and not files:
+            raise ValueError("projection.angles_from reference needs reference.source files")
         return self
 
     @model_validator(mode="after")
@@ -389,9 +470,16 @@ class FaketConfig(_Model):
             If the file is missing, larger than 1 MiB, binary or not UTF-8, is not YAML,
             uses YAML aliases (``*name``: refused, so a small file cannot expand into a
             huge one), or a field is invalid (field path named).
+
+        Notes
+        -----
+        Relative paths in the file (inputs, ``run.output``, the cache) are relative to
+        the file's folder, not to the current one: a configuration next to its data
+        runs from anywhere.
         """
         file = Path(path)
-        return cls.from_dict(_load_yaml(file), source=str(file))
+        config = cls.from_dict(_load_yaml(file), source=str(file))
+        return resolve_paths(config, file.absolute().parent)
 
     def to_yaml(self, path: str | os.PathLike[str] | None = None) -> str:
         """Return the configuration as YAML, and write it to ``path`` when given (atomically)."""
@@ -414,6 +502,27 @@ class FaketConfig(_Model):
         data["run"].pop("output")
         data.pop("report")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def resolve_paths(model: _M, base: Path) -> _M:
+    """Return ``model`` with every relative path field (nested, in lists) made ``base / path``."""
+    update: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        new = _resolved(value, base)
+        if new is not value:
+            update[name] = new
+    return model.model_copy(update=update) if update else model
+
+
+def _resolved(value: Any, base: Path) -> Any:
+    if isinstance(value, Path):
+        return value if value.is_absolute() else base / value
+    if isinstance(value, _Model):
+        return resolve_paths(value, base)
+    if isinstance(value, list) and any(isinstance(v, Path | _Model) for v in value):
+        return [_resolved(v, base) for v in value]
+    return value
 
 
 MAX_CONFIG_BYTES = 2**20

@@ -30,6 +30,7 @@ from faket.pipeline.layout import (
     written_by_faket,
     written_files,
 )
+from faket.pipeline.references import ReferenceFile, check_reference
 from faket.pipeline.resources import ResourceEstimate, check_resources, estimate_resources
 
 
@@ -56,32 +57,6 @@ class SpecimenPlan:
     seed: int
     resume_key: str
     style_source: int
-
-
-@dataclass(frozen=True)
-class ReferenceFile:
-    """A user's reference tilt-series (``reference.source: files``), checked.
-
-    Attributes
-    ----------
-    tilt_series, angles : Path
-        The MRC stack and its angles file.
-    noiseless : Path or None
-        Its noiseless counterpart (paired statistics), when given.
-    shape : tuple of int
-        ``(n_tilts, ny, nx)``.
-    tilt_angles_deg : tuple of float
-        Its angles, file order.
-    pixel_size_a : float or None
-        From its MRC header.
-    """
-
-    tilt_series: Path
-    angles: Path
-    noiseless: Path | None
-    shape: tuple[int, int, int]
-    tilt_angles_deg: tuple[float, ...]
-    pixel_size_a: float | None
 
 
 @dataclass(frozen=True)
@@ -177,7 +152,7 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
     angles = resolve_tilt_angles(config)
     _check_structures(config)
     references = _check_references(config, angles)
-    _check_stats_file(config, len(angles))
+    _check_stats_file(config, angles)
     style_bytes = _check_style(config, precision, device)
     cache = read_hash_cache(output)
     digest = inputs_digest(files, cache)
@@ -227,12 +202,18 @@ def torch_device_type(device: str) -> str:
 
 
 def resolve_tilt_angles(config: FaketConfig) -> np.ndarray:
-    """Return the run's tilt angles in degrees: the angles file, or min to max in steps."""
-    p = config.projection
-    if p.angles_file is not None:
-        from faket.io import read_tilt_angles
+    """Return the run's tilt angles in degrees, in projection order.
 
+    The angles file; the first reference's angles, ascending (``projection.angles_from:
+    reference``); else min to max in steps.
+    """
+    p = config.projection
+    from faket.io import read_tilt_angles
+
+    if p.angles_file is not None:
         return read_tilt_angles(p.angles_file)
+    if p.angles_from == "reference":
+        return np.sort(read_tilt_angles(config.reference.angles[0]))
     n = int(np.floor((p.tilt_max_deg - p.tilt_min_deg) / p.tilt_step_deg + 1e-6)) + 1
     return p.tilt_min_deg + p.tilt_step_deg * np.arange(n, dtype=np.float64)
 
@@ -282,68 +263,32 @@ def _check_structures(config: FaketConfig) -> None:
 
 
 def _check_references(config: FaketConfig, angles: np.ndarray) -> tuple[ReferenceFile, ...]:
-    """Read each user reference once: 3-D, finite, no constant tilt, tilt counts agree."""
+    """Read each user reference once and check it, its companions and its tilts' angles."""
     if config.reference.source != "files":
         return ()
-    from faket.io import read_tilt_angles
-    from faket.pipeline.stages import read_reference
-
-    ref = config.reference
-    checked = []
-    for k, (path, angles_file) in enumerate(zip(ref.tilt_series, ref.angles, strict=True)):
-        data, pixel_size = read_reference(path, angles_file, len(angles))
-        noiseless = config.noise.noiseless[k] if config.noise.noiseless else None
-        if noiseless is not None:
-            _check_noiseless_pair(noiseless, path, tuple(data.shape))
-        checked.append(
-            ReferenceFile(
-                tilt_series=Path(path).absolute(),
-                angles=Path(angles_file).absolute(),
-                noiseless=None if noiseless is None else Path(noiseless).absolute(),
-                shape=tuple(data.shape),  # type: ignore[arg-type]
-                tilt_angles_deg=tuple(float(a) for a in read_tilt_angles(angles_file)),
-                pixel_size_a=pixel_size,
-            )
-        )
-        del data
-    return tuple(checked)
+    return tuple(
+        check_reference(config, k, angles) for k in range(len(config.reference.tilt_series))
+    )
 
 
-def _check_noiseless_pair(path: Path, reference: Path, shape: tuple[int, ...]) -> None:
-    import torch
-
-    from faket.io import read_mrc
-    from faket.pipeline.stages import first_constant_tilt
-
-    data = read_mrc(path, ndim=3).data
-    if data.shape != shape:
-        raise FaketInputError(
-            f"noise.noiseless: shape {data.shape} differs from its reference {reference} {shape}",
-            path,
-        )
-    constant = first_constant_tilt(torch.from_numpy(data))
-    if constant is not None:
-        raise FaketInputError(
-            f"noise.noiseless: tilt {constant} is constant (no signal to pair with)", path
-        )
-
-
-def _check_stats_file(config: FaketConfig, n_tilts: int) -> None:
-    if config.reference.source != "files" or config.noise.stats_file is None:
+def _check_stats_file(config: FaketConfig, angles: np.ndarray) -> None:
+    if config.noise_method() != "file" or config.noise.stats_file is None:
         return
     from faket.io import read_noise_stats
 
-    for s in read_noise_stats(config.noise.stats_file):
-        if s.n_tilts != n_tilts:
+    path = config.noise.stats_file
+    for s in read_noise_stats(path):
+        if s.tilt_angles_deg is None and s.n_tilts != len(angles):
             raise FaketInputError(
-                f"noise.stats_file: statistics for {s.n_tilts} tilts, the run projects {n_tilts}",
-                config.noise.stats_file,
+                f"noise.stats_file: statistics for {s.n_tilts} tilts without their angles, "
+                f"the run projects {len(angles)}",
+                path,
             )
         if "spectral" in config.noise.models and s.spectra is None:
             raise FaketInputError(
                 "noise.stats_file: has no spectra, which the spectral noise model needs; "
                 "estimate them (faket noise estimate --spectra) or give noise.noiseless pairs",
-                config.noise.stats_file,
+                path,
             )
 
 

@@ -18,7 +18,18 @@ FIGURES = ("projections", "noise_stats", "power_spectra", "tomograms", "particle
 
 
 def _curves(stats: Any) -> dict[str, np.ndarray]:
-    return {k: getattr(stats, k).numpy() for k in ("r", "sigma", "mean", "std")}
+    curves = {k: getattr(stats, k).numpy() for k in ("r", "sigma", "mean", "std")}
+    if stats.tilt_angles_deg is not None:
+        curves["angle_deg"] = stats.tilt_angles_deg.numpy()
+    return curves
+
+
+_METHOD_TEXT = {
+    "paired": "against their noiseless twins (noise.method paired)",
+    "unlabelled": "from each reference alone, a CTF fit of its spectrum (noise.method unlabelled)",
+    "even-odd": "from the difference of their even and odd half-sets (noise.method even-odd)",
+    "file": "as given in noise.stats_file (noise.method file)",
+}
 
 
 def _style_reference_name(plan: RunPlan, index: int) -> str:
@@ -62,7 +73,9 @@ def write_dataset_report(plan: RunPlan) -> Path:
     stats = read_noise_stats(out / "noise_stats.json")
     measured = {s.source or f"reference {k}": _curves(s) for k, s in enumerate(stats)}
     fits = {
-        f"{name} fit (order {spec.order})": _curves(aggregate_tilt_stats(stats, spec.order))
+        f"{name} fit (order {spec.order})": _curves(
+            aggregate_tilt_stats(stats, spec.order, at=angles)
+        )
         for name, spec in MODALITIES.items()
         if name != "content"
     }
@@ -147,8 +160,9 @@ def _sections(plan: RunPlan, ref_name: str, stats: list[Any], gallery: bool) -> 
         Section(
             "Noise statistics",
             "report/noise_stats.png",
-            f"Per-tilt r, sigma, mean and std of the {len(stats)} reference(s) (points) and "
-            "the fits NOISY (order 2) and BASELINE (order 0) use (lines).",
+            f"Per-tilt r, sigma, mean and std of the {len(stats)} reference(s) (points), "
+            f"measured {_METHOD_TEXT[config.noise_method()]}, and the fits over the tilt "
+            "angle that NOISY (order 2) and BASELINE (order 0) use (lines).",
         ),
         Section(
             "Power spectra",

@@ -27,6 +27,7 @@ from faket.pipeline.layout import (
     remove_written_files,
 )
 from faket.pipeline.plan import RunPlan, plan_run
+from faket.pipeline.references import prepared_path
 from faket.pipeline.stages import estimate_noise, is_done, prepare_specimen
 from faket.pipeline.tomogram import make_tomogram
 
@@ -145,7 +146,8 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
         "reference_source": config.reference.source,
         "reference_specimens": [s.folder.name for s in plan.specimens]
         if microscope
-        else [str(r.tilt_series) for r in plan.references],
+        else [str(prepared_path(plan.output, k)) for k in range(len(plan.references))],
+        "noise_method": config.noise_method(),
         "tomograms": tomograms,
     }
 

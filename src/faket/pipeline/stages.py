@@ -4,10 +4,11 @@
   projections -> (microscope source) the microscope's reference tilt-series of the same
   specimen. Marker: ``specimen.json``.
 - Phase 2, :func:`estimate_noise` (serial, cheap): per-tilt noise statistics of every
-  reference, from (reference, noiseless) pairs or the user's stats JSON, written to
-  ``noise_stats.json``. They are aggregated across references by each modality's
-  polynomial fit (REFERENCE.md section 2), which is why this phase sits between the two
-  parallel ones.
+  reference by ``noise.method`` (paired, unlabelled, even-odd, or the user's stats
+  JSON), written to ``noise_stats.json``; a user's references are first put on the
+  run's grid (:mod:`faket.pipeline.references`). They are aggregated across references
+  by each modality's polynomial fit (REFERENCE.md section 2), which is why this phase
+  sits between the two parallel ones.
 - Phase 3, `faket.pipeline.tomogram.make_tomogram` (parallel over tomograms).
 
 Every derived value (angles, seeds, folders, pairing, thickness, microscope settings,
@@ -32,7 +33,6 @@ from faket.errors import FaketInputError
 from faket.io import (
     read_json_object,
     read_mrc,
-    read_noise_stats,
     read_tilt_angles,
     write_json,
     write_mrc,
@@ -164,23 +164,21 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     return timer.seconds
 
 
-def read_reference(
-    path: Path, angles_file: Path, n_tilts: int
-) -> tuple[torch.Tensor, float | None]:
-    """Read a user's reference tilt-series and check it against its angles and the run.
+def read_reference(path: Path, angles_file: Path) -> tuple[torch.Tensor, float | None]:
+    """Read a user's reference tilt-series and check it against its angles file.
 
     Returns
     -------
     data : torch.Tensor
-        ``(n_tilts, ny, nx)`` float32.
+        ``(n_images, ny, nx)`` float32, file order.
     pixel_size_a : float or None
         From the MRC header.
 
     Raises
     ------
     FaketInputError
-        Naming the file: missing, not a 3-D stack, NaN/Inf, a constant tilt, or a tilt
-        count that differs from its angles file's or the run's.
+        Naming the file: missing, not a 3-D stack, NaN/Inf, a constant tilt, or an image
+        count that differs from its angles file's.
     """
     for file in (path, angles_file):
         if not Path(file).is_file():
@@ -188,11 +186,9 @@ def read_reference(
     mrc = read_mrc(path, ndim=3)
     data = torch.from_numpy(mrc.data)
     n_angles = len(read_tilt_angles(angles_file))
-    if data.shape[0] != n_angles or n_angles != n_tilts:
+    if data.shape[0] != n_angles:
         raise FaketInputError(
-            f"{data.shape[0]} images and {n_angles} angles in {angles_file}, "
-            f"but the run projects {n_tilts} tilts",
-            path,
+            f"{data.shape[0]} images but {n_angles} angles in {angles_file}", path
         )
     if min(data.shape[1:]) < 2:
         raise FaketInputError(f"images of {tuple(data.shape[1:])} pixels are too small", path)
@@ -209,27 +205,6 @@ def first_constant_tilt(series: Any) -> int | None:
     return int(constant[0]) if constant.numel() else None
 
 
-def _stats_from_files(plan: RunPlan) -> list[Any]:
-    from faket.noise import estimate_tilt_stats
-
-    config = plan.config
-    if config.noise.stats_file is not None:
-        return read_noise_stats(config.noise.stats_file)
-    stats = []
-    for ref in plan.references:
-        assert ref.noiseless is not None  # the config requires stats_file or noiseless
-        reference, _ = read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))
-        noiseless = torch.from_numpy(read_mrc(ref.noiseless, ndim=3).data)
-        measured = estimate_tilt_stats(
-            reference,
-            noiseless,
-            tilt_angles_deg=list(ref.tilt_angles_deg),
-            spectra=_needs_spectra(plan),
-        )
-        stats.append(dataclasses.replace(measured, source=str(ref.tilt_series)))
-    return stats
-
-
 def _needs_spectra(plan: RunPlan) -> bool:
     """Return whether a noise model of the run is spectral (the spectra are then measured)."""
     return "spectral" in plan.config.noise.models
@@ -238,34 +213,57 @@ def _needs_spectra(plan: RunPlan) -> bool:
 def estimate_noise(plan: RunPlan) -> list[Any]:
     """Phase 2: the noise statistics of every reference, written to ``noise_stats.json``.
 
-    Microscope source: paired estimates from each reference specimen's (counts,
-    noiseless projection) pair, as the paper did with SHREC. Files source: the stats
-    JSON, or paired estimates from the user's noiseless files.
+    Microscope source: each reference specimen's counts, against its noiseless
+    projection (paired, as the paper did with SHREC) or alone (``noise.method:
+    unlabelled``). Files source: each reference put on the run's grid and measured by
+    ``noise.method`` (:func:`faket.pipeline.references.prepare_references`), then
+    reconstructed.
     """
-    from faket.noise import estimate_tilt_stats
+    from faket.pipeline.references import prepare_references
 
     if plan.config.reference.source == "files":
-        stats = _stats_from_files(plan)
+        stats = prepare_references(plan)
         _reconstruct_user_references(plan)
     else:
-        stats = []
-        for spec in plan.specimens:
-            reference = torch.from_numpy(read_mrc(spec.folder / "reference.mrc", ndim=3).data)
-            noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
-            measured = estimate_tilt_stats(
-                reference, noiseless, tilt_angles_deg=plan.tilt_angles, spectra=_needs_spectra(plan)
-            )
-            stats.append(dataclasses.replace(measured, source=spec.folder.name))
+        stats = [_measure_specimen(plan, spec.index) for spec in plan.specimens]
     write_noise_stats(stats, plan.output / "noise_stats.json")
     return stats
+
+
+def _measure_specimen(plan: RunPlan, index: int) -> Any:
+    """Measure the microscope's reference of specimen ``index``."""
+    from faket.noise import estimate_tilt_stats
+    from faket.pipeline.references import estimate_unlabelled
+
+    folder = plan.specimens[index].folder
+    reference = torch.from_numpy(read_mrc(folder / "reference.mrc", ndim=3).data)
+    if plan.config.noise_method() == "unlabelled":
+        m = plan.microscope
+        measured = estimate_unlabelled(
+            plan,
+            reference,
+            list(plan.tilt_angles_deg),
+            "unlabelled",
+            optics=(m.voltage_kv, m.spherical_aberration_mm, m.amplitude_contrast),
+            exclude=index,
+        )
+    else:
+        noiseless = torch.from_numpy(read_mrc(folder / "noiseless.mrc", ndim=3).data)
+        measured = estimate_tilt_stats(
+            reference, noiseless, tilt_angles_deg=plan.tilt_angles, spectra=_needs_spectra(plan)
+        )
+    return dataclasses.replace(measured, source=folder.name)
 
 
 def _reconstruct_user_references(plan: RunPlan) -> None:
     """Reconstruct each user reference once into ``references/tomogram_reference_<k>.mrc``.
 
-    Redone when the reference, its angles or the reconstruction settings change (the
-    sidecar ``.json`` holds the run's resume key base).
+    From the reference on the run's grid (its images at the run's angles). Redone when
+    the reference, its angles or the reconstruction settings change (the sidecar
+    ``.json`` holds the run's resume key base).
     """
+    from faket.pipeline.references import prepared_path
+
     folder = plan.output / "references"
     key = f"{plan.config.content_hash()}:{plan.inputs_sha256}"
     for k, ref in enumerate(plan.references):
@@ -273,9 +271,10 @@ def _reconstruct_user_references(plan: RunPlan) -> None:
         marker = folder / f"tomogram_reference_{k}.json"
         if target.is_file() and is_done(marker, key):
             continue
-        folder.mkdir(parents=True, exist_ok=True)
-        reference, pixel_size = read_reference(ref.tilt_series, ref.angles, ref.shape[0])
-        tomogram, size = reconstruct_series(plan, reference, ref.tilt_angles_deg, pixel_size)
+        reference = torch.from_numpy(read_mrc(prepared_path(plan.output, k), ndim=3).data)
+        tomogram, size = reconstruct_series(
+            plan, reference, plan.tilt_angles_deg, ref.run_pixel_size_a
+        )
         write_mrc(tomogram, target, voxel_size_a=size)
         write_json({"resume_key": key, "source": str(ref.tilt_series)}, marker)
 

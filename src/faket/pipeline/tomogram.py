@@ -14,6 +14,7 @@ quarter of its amplitude, not a new draw (REFERENCE.md section 2).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,12 +22,12 @@ import torch
 from faket.io import read_json_object, read_mrc, read_noise_stats, write_mrc
 from faket.io.provenance import write_provenance
 from faket.pipeline.layout import RANDOM_FAKET, model_suffix, reconstructed_names
+from faket.pipeline.references import prepared_path
 from faket.pipeline.stages import (
     NOISE_SEED_OFFSET,
     StageTimer,
     is_done,
     load_style_backbone,
-    read_reference,
     reconstruct_series,
     set_threads,
 )
@@ -37,19 +38,15 @@ if TYPE_CHECKING:
 
 def style_reference(plan: RunPlan, index: int) -> torch.Tensor:
     """Return the reference tilt-series that styles tomogram ``index`` (another content)."""
-    j = plan.specimens[index].style_source
-    if plan.config.reference.source == "files":
-        ref = plan.references[j]
-        return read_reference(ref.tilt_series, ref.angles, len(plan.tilt_angles_deg))[0]
-    return torch.from_numpy(read_mrc(plan.specimens[j].folder / "reference.mrc", ndim=3).data)
+    return torch.from_numpy(read_mrc(_style_path(plan, index), ndim=3).data)
 
 
-def _style_name(plan: RunPlan, index: int) -> str:
-    """Return the file of the reference that styles tomogram ``index`` (for messages)."""
+def _style_path(plan: RunPlan, index: int) -> Path:
+    """Return the file of the reference that styles tomogram ``index``."""
     j = plan.specimens[index].style_source
     if plan.config.reference.source == "files":
-        return str(plan.references[j].tilt_series)
-    return str(plan.specimens[j].folder / "reference.mrc")
+        return prepared_path(plan.output, j)  # on the run's grid, at the run's angles
+    return plan.specimens[j].folder / "reference.mrc"
 
 
 def _make_modalities(
@@ -71,6 +68,7 @@ def _make_modalities(
             seed=spec.seed + NOISE_SEED_OFFSET,
             name=str(spec.folder / "noiseless.mrc"),
             model="published" if modality == "baseline" else model,
+            at=plan.tilt_angles,
         )
         write_mrc(series[name], spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
     return series
@@ -116,7 +114,7 @@ def _make_faket(
         names=(
             str(folder / f"{noisy}.mrc"),
             str(folder / f"{content}.mrc"),
-            _style_name(plan, index),
+            str(_style_path(plan, index)),
         ),
     )
     name = f"{RANDOM_FAKET if ablation else 'faket'}{suffix}"

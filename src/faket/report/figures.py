@@ -85,7 +85,8 @@ def plot_noise_stats(
     Parameters
     ----------
     measured : mapping
-        Label -> {"r", "sigma", "mean", "std"} -> ``(n_tilts,)`` values, drawn as points.
+        Label -> {"r", "sigma", "mean", "std"} -> ``(n_tilts,)`` values, drawn as points,
+        over ``"angle_deg"`` (the tilt angles) when every entry has it, else the tilt index.
     fitted : mapping
         Label -> the same keys -> ``(n_tilts,)`` curves (e.g. order-2 and order-0 fits),
         drawn as lines.
@@ -100,13 +101,20 @@ def plot_noise_stats(
         "std": "std",
     }
     fig, axes = _figure(1, 4, (14, 3.2))
+    curves = [*measured.values(), *fitted.values()]
+    by_angle = all("angle_deg" in v for v in curves)
+
+    def x(values: Mapping[str, np.ndarray]) -> np.ndarray:
+        return values["angle_deg"] if by_angle else np.arange(len(values["r"]))
+
     for ax, key in zip(axes[0], keys, strict=True):
         for label, values in measured.items():
-            ax.plot(values[key], ".", label=label, alpha=0.7)
+            ax.plot(x(values), values[key], ".", label=label, alpha=0.7)
         for label, values in fitted.items():
-            ax.plot(values[key], "-", label=label)
+            order = np.argsort(x(values))
+            ax.plot(x(values)[order], values[key][order], "-", label=label)
         ax.set_title(titles[key], fontsize=10)
-        ax.set_xlabel("tilt index")
+        ax.set_xlabel("tilt angle (deg)" if by_angle else "tilt index")
     axes[0, -1].legend(fontsize=8)
     _save(fig, path)
 

@@ -1,0 +1,339 @@
+"""A user's reference tilt-series (``reference.source: files``), checked and put on the run's grid.
+
+A real reference differs from the simulation in three ways that this module settles once,
+before anything is written:
+
+- **Tilt scheme.** Its images may be in acquisition order (``0, 3, -3, 6, ...``), cover
+  another range or step, or hold more tilts than the run. Tilts are paired with the run's
+  by angle, never by position (:func:`match_tilts`): every run angle needs a reference
+  image within ``reference.angle_tolerance_deg``, else the error names both the reference
+  and where the run's angles come from. The statistics are measured on every image at its
+  own angle and fitted over the angle (:mod:`faket.noise.aggregate`).
+- **Pixel size.** From ``reference.pixel_size_a`` or the MRC header, checked for a
+  plausible value; the images are Fourier-rescaled (``torch-fourier-rescale``: the DFT is
+  cropped or padded, any factor) to the phantom's voxel size. A rescaled image's side is
+  rounded to whole pixels, so its pixel size can differ from the target by up to half a
+  pixel over the image (0.1 % at 500 px); :attr:`ReferenceFile.run_pixel_size_a` holds it.
+- **Detector.** Any size and aspect; only the images' pixel size changes.
+
+Phase 2 writes ``references/reference_<k>.mrc``: the rescaled images at the run's angles,
+in the run's order, which styles FAKET, is reconstructed and is the likeness' reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from faket.config import FaketConfig
+from faket.errors import FaketInputError
+
+if TYPE_CHECKING:
+    from faket.noise import TiltStats
+    from faket.pipeline.plan import RunPlan
+
+MIN_PIXEL_SIZE_A = 0.3
+MAX_PIXEL_SIZE_A = 50.0
+"""Plausible pixel sizes of a cryo-ET tilt-series, Angstrom (others are header mistakes)."""
+
+
+@dataclass(frozen=True)
+class ReferenceFile:
+    """A user's reference tilt-series, checked.
+
+    Attributes
+    ----------
+    tilt_series, angles : Path
+        The MRC stack and its angles file.
+    noiseless, even, odd : Path or None
+        Its noiseless twin (paired statistics) and half-sets (even-odd), when given.
+    shape : tuple of int
+        ``(n_images, ny, nx)`` on disk.
+    tilt_angles_deg : tuple of float
+        Its images' angles, file order.
+    pixel_size_a : float
+        Its own pixel size (setting or header), Angstrom.
+    run_pixel_size_a : float
+        Its pixel size once rescaled to the run's grid.
+    run_shape : tuple of int
+        ``(ny, nx)`` once rescaled.
+    run_tilts : tuple of int
+        For each run tilt, the index of the image paired with it.
+    """
+
+    tilt_series: Path
+    angles: Path
+    noiseless: Path | None
+    even: Path | None
+    odd: Path | None
+    shape: tuple[int, int, int]
+    tilt_angles_deg: tuple[float, ...]
+    pixel_size_a: float
+    run_pixel_size_a: float
+    run_shape: tuple[int, int]
+    run_tilts: tuple[int, ...]
+
+
+def match_tilts(
+    run_angles: np.ndarray,
+    reference_angles: np.ndarray,
+    tolerance_deg: float,
+    *,
+    reference: Path,
+    run_source: str,
+) -> tuple[int, ...]:
+    """Return, for each run angle, the index of the reference image nearest in angle.
+
+    Raises
+    ------
+    FaketInputError
+        If a run angle has no reference image within ``tolerance_deg``, or two run angles
+        would share one image; the message names the reference and ``run_source``.
+    """
+    ref = np.asarray(reference_angles, dtype=np.float64)
+    chosen = []
+    for angle in np.asarray(run_angles, dtype=np.float64):
+        j = int(np.argmin(np.abs(ref - angle)))
+        if abs(ref[j] - angle) > tolerance_deg:
+            raise FaketInputError(
+                f"no tilt within {tolerance_deg:g} deg of the run's {angle:g} deg (from "
+                f"{run_source}; nearest here {ref[j]:g} deg); set projection.angles_from: "
+                "reference, or angles within reference.angle_tolerance_deg",
+                reference,
+            )
+        chosen.append(j)
+    if len(set(chosen)) != len(chosen):
+        raise FaketInputError(
+            f"two of the run's angles (from {run_source}) pair with one image; its tilts are "
+            "coarser than the run's: lower reference.angle_tolerance_deg or adopt its angles",
+            reference,
+        )
+    return tuple(chosen)
+
+
+def run_angle_source(config: FaketConfig) -> str:
+    """Return where the run's angles come from, for messages."""
+    p = config.projection
+    if p.angles_from == "reference":
+        return f"reference {config.reference.tilt_series[0]}"
+    if p.angles_file is not None:
+        return str(p.angles_file)
+    return f"projection {p.tilt_min_deg:g}..{p.tilt_max_deg:g} step {p.tilt_step_deg:g}"
+
+
+def reference_pixel_size(config: FaketConfig, k: int, header_a: float | None) -> float:
+    """Return reference ``k``'s pixel size: the setting, else its header's; checked."""
+    given = config.reference.pixel_size_a
+    path = config.reference.tilt_series[k]
+    size = given[k if len(given) > 1 else 0] if given else header_a
+    if size is None:
+        raise FaketInputError(
+            "no pixel size in the MRC header; set reference.pixel_size_a (Angstrom)", path
+        )
+    if not MIN_PIXEL_SIZE_A <= size <= MAX_PIXEL_SIZE_A:
+        where = "reference.pixel_size_a" if given else "the MRC header"
+        raise FaketInputError(
+            f"pixel size {size:g} A from {where} is not a tilt-series' "
+            f"({MIN_PIXEL_SIZE_A:g}-{MAX_PIXEL_SIZE_A:g} A); set reference.pixel_size_a",
+            path,
+        )
+    return float(size)
+
+
+def rescaled_shape(ny: int, nx: int, pixel_size_a: float, target_a: float) -> tuple[int, int]:
+    """Return the image size after Fourier rescaling from ``pixel_size_a`` to ``target_a``."""
+    if math.isclose(pixel_size_a, target_a, rel_tol=1e-6):
+        return ny, nx
+    return max(1, round(ny * pixel_size_a / target_a)), max(1, round(nx * pixel_size_a / target_a))
+
+
+def rescale_series(
+    series: torch.Tensor, pixel_size_a: float, target_a: float
+) -> tuple[torch.Tensor, float]:
+    """Fourier-rescale each image of ``(n, ny, nx)`` to ``target_a``; one tilt at a time.
+
+    Returns the rescaled float32 stack and its pixel size along X.
+    """
+    from torch_fourier_rescale import fourier_rescale_2d
+
+    ny, nx = series.shape[-2:]
+    shape = rescaled_shape(ny, nx, pixel_size_a, target_a)
+    if shape == (ny, nx):
+        return series, pixel_size_a
+    out = torch.empty((series.shape[0], *shape), dtype=torch.float32, device=series.device)
+    for i, image in enumerate(series):
+        out[i] = fourier_rescale_2d(image.to(torch.float64), target_shape=shape)[0]
+    return out, pixel_size_a * nx / shape[1]
+
+
+def check_reference(config: FaketConfig, k: int, run_angles: np.ndarray) -> ReferenceFile:
+    """Read reference ``k`` and its companions once and check them against the run."""
+    from faket.io import read_tilt_angles
+    from faket.pipeline.stages import read_reference
+
+    ref, noise = config.reference, config.noise
+    path, angles_file = ref.tilt_series[k], ref.angles[k]
+    data, header_a = read_reference(path, angles_file)
+    shape = tuple(int(n) for n in data.shape)
+    angles = read_tilt_angles(angles_file)
+    run_tilts = match_tilts(
+        run_angles,
+        angles,
+        ref.angle_tolerance_deg,
+        reference=path,
+        run_source=run_angle_source(config),
+    )
+    pixel_size = reference_pixel_size(config, k, header_a)
+    v = config.phantom.voxel_size_a
+    run_shape = rescaled_shape(shape[1], shape[2], pixel_size, v)
+    companions = {
+        "noise.noiseless": noise.noiseless[k] if noise.noiseless else None,
+        "reference.even": ref.even[k] if ref.even else None,
+        "reference.odd": ref.odd[k] if ref.odd else None,
+    }
+    for field, other in companions.items():
+        if other is not None:
+            check_same_stack(field, other, path, shape)
+    del data
+    return ReferenceFile(
+        tilt_series=Path(path).absolute(),
+        angles=Path(angles_file).absolute(),
+        noiseless=_absolute(companions["noise.noiseless"]),
+        even=_absolute(companions["reference.even"]),
+        odd=_absolute(companions["reference.odd"]),
+        shape=shape,  # type: ignore[arg-type]
+        tilt_angles_deg=tuple(float(a) for a in angles),
+        pixel_size_a=pixel_size,
+        run_pixel_size_a=pixel_size * shape[2] / run_shape[1],
+        run_shape=run_shape,
+        run_tilts=run_tilts,
+    )
+
+
+def _absolute(path: Path | None) -> Path | None:
+    return None if path is None else Path(path).absolute()
+
+
+def check_same_stack(field: str, path: Path, reference: Path, shape: tuple[int, ...]) -> None:
+    """Check a companion of a reference (noiseless twin, half-set): same shape, no blank."""
+    from faket.io import read_mrc
+    from faket.pipeline.stages import first_constant_tilt
+
+    data = read_mrc(path, ndim=3).data
+    if data.shape != shape:
+        raise FaketInputError(
+            f"{field}: shape {data.shape} differs from its reference {reference} {shape}", path
+        )
+    constant = first_constant_tilt(torch.from_numpy(data))
+    if constant is not None:
+        raise FaketInputError(f"{field}: tilt {constant} is constant (an empty image)", path)
+
+
+def prepared_path(output: Path, k: int) -> Path:
+    """Return reference ``k`` on the run's grid: ``references/reference_<k>.mrc``."""
+    return output / "references" / f"reference_{k}.mrc"
+
+
+def _on_run_grid(path: Path, ref: ReferenceFile, voxel_size_a: float) -> torch.Tensor:
+    """Read a stack of ``ref``'s shape and rescale it to the run's pixel size (file order)."""
+    from faket.io import read_mrc
+
+    data = torch.from_numpy(read_mrc(path, ndim=3).data)
+    return rescale_series(data, ref.pixel_size_a, voxel_size_a)[0]
+
+
+def prepare_references(plan: RunPlan) -> list[TiltStats]:
+    """Phase 2 (files source): put every reference on the run's grid and measure it.
+
+    Writes ``references/reference_<k>.mrc`` (the images paired with the run's angles, in
+    the run's order, at the run's pixel size) and returns each reference's statistics,
+    measured on all its images at their own angles by the run's noise method (``file``:
+    the stats file's, as they are).
+    """
+    from faket.io import read_noise_stats, write_mrc
+
+    method = plan.config.noise_method()
+    stats = []
+    for k, ref in enumerate(plan.references):
+        full = _on_run_grid(ref.tilt_series, ref, plan.voxel_size_a)
+        target = prepared_path(plan.output, k)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_mrc(full[list(ref.run_tilts)], target, voxel_size_a=ref.run_pixel_size_a)
+        if method != "file":
+            stats.append(_measure(plan, k, ref, full))
+    if method == "file":
+        assert plan.config.noise.stats_file is not None  # the config requires it
+        return read_noise_stats(plan.config.noise.stats_file)
+    return stats
+
+
+def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> TiltStats:
+    """Measure reference ``k`` by the run's method, every image at its own angle."""
+    from faket.noise import estimate_tilt_stats
+
+    method, v = plan.config.noise_method(), plan.voxel_size_a
+    spectra = "spectral" in plan.config.noise.models
+    angles = list(ref.tilt_angles_deg)
+    if method == "paired":
+        assert ref.noiseless is not None  # the config requires it
+        noiseless = _on_run_grid(ref.noiseless, ref, v)
+        stats = estimate_tilt_stats(full, noiseless, tilt_angles_deg=angles, spectra=spectra)
+    else:
+        halves = {}
+        if method == "even-odd":
+            assert ref.even is not None and ref.odd is not None  # the config requires them
+            halves = {"even": _on_run_grid(ref.even, ref, v), "odd": _on_run_grid(ref.odd, ref, v)}
+        r = plan.config.reference
+        stats = estimate_unlabelled(
+            plan,
+            full,
+            angles,
+            method,
+            optics=(r.voltage_kv, r.spherical_aberration_mm, r.amplitude_contrast),
+            **halves,
+        )
+    return dataclasses.replace(stats, source=str(ref.tilt_series))
+
+
+def estimate_unlabelled(
+    plan: RunPlan,
+    reference: torch.Tensor,
+    angles: list[float],
+    method: str,
+    *,
+    optics: tuple[float, float, float],
+    exclude: int | None = None,
+    even: torch.Tensor | None = None,
+    odd: torch.Tensor | None = None,
+) -> TiltStats:
+    """Statistics of a reference without its noiseless twin (unlabelled or even-odd).
+
+    The noiseless power spectrum the CTF fit needs is the run's own: the noiseless
+    projections of a tomogram (not ``exclude``, the reference's own specimen, when the
+    microscope is the source).
+    """
+    from faket.io import read_mrc
+    from faket.noise import estimate_reference_stats, noiseless_power_spectrum
+
+    j = 0 if exclude is None else (exclude + 1) % len(plan.specimens)
+    noiseless = torch.from_numpy(read_mrc(plan.specimens[j].folder / "noiseless.mrc").data)
+    voltage, cs, amplitude = optics
+    return estimate_reference_stats(
+        reference,
+        method=method,
+        pixel_size_a=plan.voxel_size_a,
+        tilt_angles_deg=angles,
+        even=even,
+        odd=odd,
+        spectra="spectral" in plan.config.noise.models,
+        noiseless_power=noiseless_power_spectrum(noiseless),
+        voltage_kv=voltage,
+        spherical_aberration_mm=cs,
+        amplitude_contrast=amplitude,
+    )
