@@ -170,6 +170,10 @@ def test_study_rejects_overlapping_splits_and_missing_files(run_cli, tmp_path: P
     assert code == 2 and "model_4" in err and "no such file" in err
     code, _, err = run_cli("evaluate", "study", data, "--train", "0-x", "-o", out)
     assert code == 2 and "tomogram indices" in err
+    (data / "dataset.json").write_text('{"reference_source": "files"}')
+    code, _, err = run_cli("evaluate", "study", data, *ref, "-o", out)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "can run only NOISELESS (--modalities noiseless): reference are tested on" in err
     assert not list(out.glob("*_seed*"))  # nothing was trained
 
 

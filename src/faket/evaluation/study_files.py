@@ -41,6 +41,7 @@ def check_inputs(plan: StudyPlan) -> None:
     FaketInputError
         Naming the first missing folder or file.
     """
+    _refuse_unlabelled_references(plan)
     labels = ("class_mask.mrc", "particle_locations.txt")
     needed: list[Path] = []
     for index in (*plan.train, *plan.val):
@@ -53,6 +54,26 @@ def check_inputs(plan: StudyPlan) -> None:
     for path in needed:
         if not path.is_file():
             raise FaketInputError("no such file", path)
+
+
+def _refuse_unlabelled_references(plan: StudyPlan) -> None:
+    """Refuse REFERENCE-tested rows on a dataset of a user's (unlabelled) references."""
+    import json
+
+    index = plan.dataset / "dataset.json"
+    try:
+        source = json.loads(index.read_text(encoding="utf-8")).get("reference_source")
+    except (OSError, ValueError, AttributeError):
+        return  # not a faket dataset.json: the file checks below name what is missing
+    tested_on_reference = [m for m in plan.modalities if target_modality(m) == "reference"]
+    if source == "files" and tested_on_reference:
+        raise FaketInputError(
+            f"made with reference.source files, this dataset can run only NOISELESS (--modalities"
+            f" noiseless): {', '.join(tested_on_reference)} are tested on labelled REFERENCE "
+            "tomograms, and your references show other specimens, unlabelled; make the study's "
+            "dataset with the built-in microscope (faket demo --crowded)",
+            index,
+        )
 
 
 def bin_volume(volume: np.ndarray, factor: int) -> np.ndarray:

@@ -1,0 +1,123 @@
+"""A user's own microscope as the reference: another pixel size, tilt scheme and detector.
+
+The stand-in for real data is the built-in microscope (counting detector) imaging another
+specimen at 0.73 x the run's pixel size, on a non-square detector, 31 tilts over -45..45
+degrees written in acquisition (dose-symmetric) order, with even/odd half-sets. The run
+(11 tilts over -60..60 of its own) adopts the reference's scheme.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from faket.errors import FaketInputError
+from faket.io import read_mrc, read_noise_stats, write_mrc, write_tilt_angles
+from faket.pipeline import simulate_dataset
+from faket.pipeline.references import match_tilts, rescale_series, rescaled_shape
+from pipeline_data import SHAPE, VOXEL_A, files_config
+
+REF_PIXEL_A = 0.73 * VOXEL_A
+REF_SHAPE = (88, 120)  # non-square
+# Dose-symmetric file order: 0, 3, -3, 6, -6, ..., 45, -45.
+FILE_ANGLES = np.array([0.0] + [s * a for a in range(3, 46, 3) for s in (1, -1)])
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory):
+    from faket.microscope import MicroscopeSettings, simulate_tilt_series
+
+    folder = tmp_path_factory.mktemp("microscope")
+    volume = torch.zeros(24, *REF_SHAPE)
+    g = torch.Generator().manual_seed(0)
+    zz, yy, xx = torch.meshgrid(*(torch.arange(n) for n in volume.shape), indexing="ij")
+    for _ in range(12):
+        c = torch.rand(3, generator=g) * torch.tensor(volume.shape)
+        volume[(zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < 16] = 3.0
+    settings = MicroscopeSettings(slab_nm=24 * REF_PIXEL_A / 10, defocus_um=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # coarse pixels alias the CTF: irrelevant here
+        result = simulate_tilt_series(
+            volume, FILE_ANGLES, REF_PIXEL_A, settings, seed=1, half_sets=True
+        )
+    files = {
+        "reference": folder / "ts.st",
+        "angles": folder / "ts.rawtlt",
+        "noiseless": folder / "ts_noiseless.mrc",
+        "even": folder / "ts_even.mrc",
+        "odd": folder / "ts_odd.mrc",
+    }
+    for name, data in (
+        ("reference", result.counts),
+        ("noiseless", result.noiseless),
+        ("even", result.even),
+        ("odd", result.odd),
+    ):
+        write_mrc(data.numpy(), files[name], voxel_size_a=REF_PIXEL_A)
+    write_tilt_angles(FILE_ANGLES, files["angles"])
+    return files
+
+
+def test_a_reference_in_another_scheme_and_pixel_size_styles_the_run(tmp_path, stand_in):
+    config = files_config(tmp_path / "ds", stand_in, projection={"angles_from": "reference"})
+    simulate_dataset(config, report=False)
+    index = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    # The run adopted the reference's 31 angles, ascending.
+    np.testing.assert_array_equal(index["tilt_angles_deg"], np.sort(FILE_ANGLES))
+    assert read_mrc(tmp_path / "ds" / "model_0" / "faket.mrc").data.shape == (31, *SHAPE[1:])
+    prepared = read_mrc(tmp_path / "ds" / "references" / "reference_0.mrc")
+    shape = rescaled_shape(*REF_SHAPE, REF_PIXEL_A, VOXEL_A)
+    assert prepared.data.shape == (31, *shape) == (31, 64, 88)
+    assert prepared.voxel_size_a == pytest.approx(VOXEL_A, rel=0.01)  # whole pixels: 0.5 %
+    # Image i of the prepared reference is the file's image at the run's angle i.
+    counts = torch.from_numpy(read_mrc(stand_in["reference"]).data)
+    for i, angle in enumerate(np.sort(FILE_ANGLES)):
+        j = int(np.flatnonzero(FILE_ANGLES == angle)[0])
+        direct = rescale_series(counts[j : j + 1], REF_PIXEL_A, VOXEL_A)[0][0]
+        np.testing.assert_allclose(prepared.data[i], direct.numpy(), rtol=0, atol=1e-4)
+    # The statistics keep each image at its own angle (file order).
+    (stats,) = read_noise_stats(tmp_path / "ds" / "noise_stats.json")
+    np.testing.assert_array_equal(stats.tilt_angles_deg.numpy(), FILE_ANGLES)
+    assert stats.method == "paired"
+
+
+def test_rescaling_samples_a_band_limited_image_at_the_new_pixel_size():
+    # Oracle: a periodic band-limited image, sampled afresh on the coarser grid. Fourier
+    # cropping keeps the centre pixel (n // 2) in place, the grid spacing is n / n_out.
+    n, k = 120, (3, 5)
+    y, x = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+
+    def wave(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.cos(2 * np.pi * (k[0] * y + k[1] * x) / n) + 0.5 * np.sin(2 * np.pi * 7 * x / n)
+
+    image = wave(y, x)
+    out, size = rescale_series(torch.from_numpy(image)[None], 7.3, 10.0)
+    m = rescaled_shape(n, n, 7.3, 10.0)[0]
+    assert out.shape == (1, m, m) == (1, 88, 88)
+    assert size == pytest.approx(7.3 * n / m)
+    pos = n // 2 + (np.arange(m) - m // 2) * (n / m)
+    yy, xx = np.meshgrid(pos, pos, indexing="ij")
+    expected = wave(yy, xx)
+    # float32 output of a float64 transform: 1e-5.
+    np.testing.assert_allclose(out[0].numpy(), expected, rtol=0, atol=1e-5)
+
+
+def test_tilts_are_matched_by_angle_not_position(tmp_path):
+    run = np.arange(-6.0, 7.0, 3.0)
+    assert match_tilts(run, FILE_ANGLES, 0.5, reference=tmp_path, run_source="x") == (
+        4,
+        2,
+        0,
+        1,
+        3,
+    )
+    near = FILE_ANGLES + 0.3
+    assert match_tilts(run, near, 0.5, reference=tmp_path, run_source="x")[2] == 0
+    with pytest.raises(FaketInputError, match="no tilt within 0.1 deg of the run's -6 deg"):
+        match_tilts(run, near, 0.1, reference=tmp_path / "r.mrc", run_source="run.tlt")
+    with pytest.raises(FaketInputError, match="pair with one image"):
+        match_tilts(np.array([0.0, 0.2]), FILE_ANGLES, 0.5, reference=tmp_path, run_source="x")
