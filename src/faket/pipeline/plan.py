@@ -158,7 +158,12 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
     digest = inputs_digest(files, cache)
     thickness = config.tomogram_thickness()
     resources = estimate_resources(
-        config, len(angles), thickness, style_bytes, [r.shape for r in references]
+        config,
+        len(angles),
+        thickness,
+        style_bytes,
+        [(len(angles), *r.run_shape) for r in references],
+        [r.shape for r in references],
     )
     if check_resources_fit:
         check_resources(resources, output, already_written_bytes=_written_bytes(output))

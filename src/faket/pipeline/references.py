@@ -285,10 +285,10 @@ def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> T
         noiseless = _on_run_grid(ref.noiseless, ref, v)
         stats = estimate_tilt_stats(full, noiseless, tilt_angles_deg=angles, spectra=spectra)
     else:
-        halves = {}
+        even = odd = None
         if method == "even-odd":
             assert ref.even is not None and ref.odd is not None  # the config requires them
-            halves = {"even": _on_run_grid(ref.even, ref, v), "odd": _on_run_grid(ref.odd, ref, v)}
+            even, odd = _on_run_grid(ref.even, ref, v), _on_run_grid(ref.odd, ref, v)
         r = plan.config.reference
         stats = estimate_unlabelled(
             plan,
@@ -296,7 +296,8 @@ def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> T
             angles,
             method,
             optics=(r.voltage_kv, r.spherical_aberration_mm, r.amplitude_contrast),
-            **halves,
+            even=even,
+            odd=odd,
         )
     return dataclasses.replace(stats, source=str(ref.tilt_series))
 

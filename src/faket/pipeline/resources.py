@@ -64,6 +64,7 @@ def estimate_resources(
     thickness: int,
     style_bytes_per_tilt: int,
     reference_shapes: list[tuple[int, int, int]],
+    reference_file_shapes: list[tuple[int, int, int]] | None = None,
 ) -> ResourceEstimate:
     """Estimate the disk and memory of a run.
 
@@ -78,7 +79,11 @@ def estimate_resources(
     style_bytes_per_tilt : int
         Working memory of the style transfer for one tilt (or tile) at the run's precision.
     reference_shapes : list of (int, int, int)
-        Shapes of the user's reference tilt-series (source: files), else empty.
+        Shapes of the user's reference tilt-series on the run's grid (source: files),
+        else empty.
+    reference_file_shapes : list of (int, int, int), optional
+        Their shapes on disk: phase 2 holds one with its companions (noiseless twin or
+        half-sets), each read and rescaled.
     """
     nz, ny, nx = config.phantom.shape_zyx
     b = config.reconstruction.binning
@@ -104,8 +109,8 @@ def estimate_resources(
     disk = n * per_tomogram + _REPORT_BYTES
     if microscope and n == 1:  # the extra reference specimen
         disk += 3 * volume + 2 * series
-    for _, ry, rx in reference_shapes:
-        disk += _F32 * thickness * (ry // b) * (rx // b) + _MRC_HEADER
+    for rn, ry, rx in reference_shapes:  # on the run's grid, and its reconstruction
+        disk += _F32 * (rn * ry * rx + thickness * (ry // b) * (rx // b)) + 2 * _MRC_HEADER
 
     projector = _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * nz * nx
     phase1 = 3 * volume + projector + _PROJECTION_CHUNK_BYTES + series
@@ -119,7 +124,12 @@ def estimate_resources(
     backbones = (2 if ablation else 1) * _BACKBONE_BYTES  # the random one is cached too
     phase3 = n_series * series + style + backbones + back_projector + tomogram
     phase3 += series // b**2
-    memory = _PROCESS_BASE_BYTES + max(phase1, phase3)
+    companions = 2 if config.reference.even else (1 if config.noise.noiseless else 0)
+    phase2 = max(
+        (2 * _F32 * (1 + companions) * n * y * x for n, y, x in reference_file_shapes or []),
+        default=0,
+    )
+    memory = _PROCESS_BASE_BYTES + max(phase1, phase2, phase3)
     return ResourceEstimate(disk, memory, min(config.run.workers, n))
 
 
