@@ -17,8 +17,11 @@ from faket.io.particles_star import (
     write_particles_star,
 )
 from faket.io.tilt_metadata import read_tilt_metadata, tilt_metadata_path, write_tilt_metadata
+from faket.io.tilt_series_files import TiltSeriesInfo, read_tilt_series_info
 
 __all__ = [
+    "TiltSeriesInfo",
+    "read_tilt_series_info",
     "read_tilt_metadata",
     "tilt_metadata_path",
     "write_tilt_metadata",
