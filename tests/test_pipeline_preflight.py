@@ -53,7 +53,8 @@ def _angles_beyond_89(tmp: Path, out: Path) -> FaketConfig:
 
 def _two_d_reference(tmp: Path, out: Path) -> FaketConfig:
     files = user_reference_files(tmp)
-    write_mrc(np.ones((SHAPE[1], SHAPE[2]), np.float32), files["reference"])
+    image = np.random.default_rng(0).random((SHAPE[1], SHAPE[2]), dtype=np.float32)
+    write_mrc(image, files["reference"], voxel_size_a=VOXEL_A)
     return files_config(out, files)
 
 
@@ -117,7 +118,10 @@ def _output_is_a_file(tmp: Path, out: Path) -> FaketConfig:
 CASES: dict[str, tuple[Callable[[Path, Path], FaketConfig], str]] = {
     "missing structure": (_bad_structure, "x.pdb: phantom.structures[0].path: no such file"),
     "angles beyond 89": (_angles_beyond_89, "a.tlt: line 1: tilt angle -90 is outside [-89, 89]"),
-    "2-D reference": (_two_d_reference, "ref.mrc: 1 images but 11 angles"),
+    "2-D reference": (
+        _two_d_reference,
+        "ref.tlt: describes 11 tilt images but the tilt-series has 1",
+    ),
     "reference angles off the run's": (
         _shifted_angles,
         "ref.mrc: no tilt within 0.5 deg of the run's -60 deg (from projection -60..60 step 12;"

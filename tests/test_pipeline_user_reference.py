@@ -85,6 +85,43 @@ def test_a_reference_in_another_scheme_and_pixel_size_styles_the_run(tmp_path, s
     assert stats.method == "paired"
 
 
+def test_a_serialem_stack_with_its_mdoc_and_no_angles_setting(tmp_path, stand_in):
+    # SerialEM's layout: ts.st and ts.st.mdoc (sections in acquisition order), the
+    # pixel size only in the mdoc; reference.angles empty: the mdoc is found by name.
+    from mdocfile.data_models import Mdoc, MdocGlobalData, MdocSectionData
+
+    folder = tmp_path / "serialem"
+    folder.mkdir()
+    write_mrc(read_mrc(stand_in["reference"]).data, folder / "ts.st")  # no header size
+    sections = [
+        MdocSectionData(ZValue=z, TiltAngle=float(a), ExposureDose=3.0, PriorRecordDose=3.0 * z)
+        for z, a in enumerate(FILE_ANGLES)  # the file is in acquisition order
+    ]
+    mdoc = Mdoc(
+        titles=["[T = SerialEM: test]"],
+        global_data=MdocGlobalData(PixelSpacing=REF_PIXEL_A, ImageFile="ts.st"),
+        section_data=sections,
+    )
+    (folder / "ts.st.mdoc").write_text(mdoc.to_string())
+    files = {**stand_in, "reference": folder / "ts.st"}
+    config = files_config(
+        tmp_path / "ds",
+        files,
+        reference={"angles": []},
+        projection={"tilt_min_deg": -42, "tilt_max_deg": 42, "tilt_step_deg": 6},
+    )
+    simulate_dataset(config, report=False)
+    index = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    (record,) = index["user_references"]
+    assert record["metadata"] == str(folder / "ts.st.mdoc")
+    assert record["pixel_size_a"] == pytest.approx(REF_PIXEL_A)
+    assert record["acquisition_order"] == list(range(31))
+    assert "ts.st.mdoc" in record["acquisition_order_source"]
+    run = np.arange(-42.0, 43.0, 6.0)
+    paired = [FILE_ANGLES[j] for j in record["images_paired_with_run_tilts"]]
+    np.testing.assert_array_equal(paired, run)
+
+
 def test_rescaling_samples_a_band_limited_image_at_the_new_pixel_size():
     # Oracle: a periodic band-limited image, sampled afresh on the coarser grid. Fourier
     # cropping keeps the centre pixel (n // 2) in place, the grid spacing is n / n_out.

@@ -157,11 +157,15 @@ class ReferenceSettings(_Model):
         description="microscope: image other specimens with faket.microscope; files: yours.",
     )
     tilt_series: list[Path] = Field(
-        default_factory=list, description="Reference tilt-series MRC files (source: files)."
+        default_factory=list,
+        description="Reference tilt-series: MRC stacks (.mrc, .st, .ali) or CryoET Data "
+        "Portal run folders (source: files).",
     )
     angles: list[Path] = Field(
         default_factory=list,
-        description="One angle file per reference tilt-series, in its image order (files).",
+        description="One metadata file per tilt_series, in its image order: .tlt, .rawtlt, "
+        ".mdoc, .aln, Warp .xml or RELION .star (empty: the .mdoc/.aln/.xml/.tlt/.rawtlt "
+        "next to each stack; a tilt_series may also be a CryoET Data Portal folder).",
     )
     even: list[Path] = Field(
         default_factory=list,
@@ -201,7 +205,7 @@ class ReferenceSettings(_Model):
             n = len(self.tilt_series)
             if not n:
                 raise ValueError("source 'files' needs at least one path in tilt_series")
-            if len(self.angles) != n:
+            if len(self.angles) not in (0, n):
                 raise ValueError(f"{n} tilt_series but {len(self.angles)} angles files")
             for name in ("even", "odd"):
                 if getattr(self, name) and len(getattr(self, name)) != n:

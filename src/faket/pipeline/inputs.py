@@ -37,10 +37,14 @@ def input_files(config: FaketConfig) -> list[tuple[str, Path]]:
         files.append((f"phantom.structures[{k}].path", entry.path))
     ref = config.reference
     if ref.source == "files":
-        for k, path in enumerate(ref.tilt_series):
-            files.append((f"reference.tilt_series[{k}]", path))
-        for k, path in enumerate(ref.angles):
-            files.append((f"reference.angles[{k}]", path))
+        from faket.pipeline.references import metadata_files, reference_sources
+
+        for k in range(len(ref.tilt_series)):
+            stack, metadata = reference_sources(config, k)
+            files.append((f"reference.tilt_series[{k}]", stack))
+            files += [(f"reference.angles[{k}]", f) for f in metadata_files(metadata)]
+        for name in ("even", "odd"):
+            files += [(f"reference.{name}[{k}]", p) for k, p in enumerate(getattr(ref, name))]
         if config.noise.stats_file is not None:
             files.append(("noise.stats_file", config.noise.stats_file))
         for k, path in enumerate(config.noise.noiseless):

@@ -26,7 +26,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,7 +50,8 @@ class ReferenceFile:
     Attributes
     ----------
     tilt_series, angles : Path
-        The MRC stack and its angles file.
+        The MRC stack and its metadata (an angles file, ``.mdoc``, ``.aln``, Warp
+        ``.xml``, RELION ``.star``, or a CryoET Data Portal folder).
     noiseless, even, odd : Path or None
         Its noiseless twin (paired statistics) and half-sets (even-odd), when given.
     shape : tuple of int
@@ -65,6 +66,12 @@ class ReferenceFile:
         ``(ny, nx)`` once rescaled.
     run_tilts : tuple of int
         For each run tilt, the index of the image paired with it.
+    used : tuple of int
+        The images measured and matched: all but those the metadata marks excluded.
+    acquisition : str
+        Where the acquisition order comes from (the metadata, or assumed dose-symmetric).
+    acquisition_order : tuple of int
+        Exposure rank of each image (0 = first), file order.
     """
 
     tilt_series: Path
@@ -78,6 +85,74 @@ class ReferenceFile:
     run_pixel_size_a: float
     run_shape: tuple[int, int]
     run_tilts: tuple[int, ...]
+    used: tuple[int, ...] = ()
+    acquisition: str = ""
+    acquisition_order: tuple[int, ...] = ()
+
+    @property
+    def used_angles_deg(self) -> list[float]:
+        """The angles of the images used, file order."""
+        return [self.tilt_angles_deg[i] for i in self.used]
+
+
+METADATA_SIBLINGS = (".mdoc", ".aln", ".xml", ".tlt", ".rawtlt")
+"""Metadata looked for next to a stack ``ts.mrc`` when ``reference.angles`` is empty:
+``ts.mrc.mdoc`` (SerialEM's name), then ``ts`` + each suffix, in this order."""
+
+_FOLDER_METADATA_BYTES = 16 * 2**20
+
+
+def reference_sources(config: FaketConfig, k: int) -> tuple[Path, Path]:
+    """Return reference ``k``'s stack and its metadata file or Data Portal folder.
+
+    ``reference.angles[k]`` when given; else, for a folder, the stack its metadata
+    names; else the first of :data:`METADATA_SIBLINGS` next to the stack.
+    """
+    from faket.io import read_tilt_series_info
+
+    ref = config.reference
+    stack = Path(ref.tilt_series[k])
+    if ref.angles:
+        return stack, Path(ref.angles[k])
+    if not stack.exists():
+        raise FaketInputError(f"reference.tilt_series[{k}]: no such file or folder", stack)
+    if stack.is_dir():
+        found = read_tilt_series_info(stack).tilt_series
+        if found is None or not found.is_file():
+            raise FaketInputError(
+                "reference.tilt_series: this folder's metadata names no tilt-series stack "
+                "that exists; give the stack and reference.angles",
+                stack,
+            )
+        return found, stack
+    candidates = [stack.with_name(stack.name + ".mdoc")]
+    candidates += [stack.with_suffix(suffix) for suffix in METADATA_SIBLINGS]
+    for candidate in candidates:
+        if candidate.is_file():
+            return stack, candidate
+    raise FaketInputError(
+        "reference.angles is empty and no .mdoc, .aln, .xml, .tlt or .rawtlt of this name "
+        "lies next to it; set reference.angles",
+        stack,
+    )
+
+
+def metadata_files(metadata: Path) -> list[Path]:
+    """Return the files a metadata input stands for (resume keys hash them).
+
+    A file is itself (an ``.xf`` with its sibling angles); a Data Portal folder is every
+    file under it of at most 16 MiB (its JSON and alignment files, not its images).
+    """
+    if metadata.is_dir():
+        return sorted(
+            f
+            for f in metadata.rglob("*")
+            if f.is_file() and f.stat().st_size <= _FOLDER_METADATA_BYTES
+        )
+    if metadata.suffix == ".xf":
+        siblings = [metadata.with_suffix(s) for s in (".tlt", ".rawtlt")]
+        return [metadata, *[f for f in siblings if f.is_file()][:1]]
+    return [metadata]
 
 
 def match_tilts(
@@ -127,17 +202,44 @@ def run_angle_source(config: FaketConfig) -> str:
     return f"projection {p.tilt_min_deg:g}..{p.tilt_max_deg:g} step {p.tilt_step_deg:g}"
 
 
-def reference_pixel_size(config: FaketConfig, k: int, header_a: float | None) -> float:
-    """Return reference ``k``'s pixel size: the setting, else its header's; checked."""
+def reference_pixel_size(
+    config: FaketConfig,
+    k: int,
+    header_a: float | None,
+    metadata_a: float | None = None,
+    metadata: Path | None = None,
+) -> float:
+    """Return reference ``k``'s pixel size: the setting, else its header's, else its metadata's.
+
+    Header and metadata that disagree by more than 1 % are an error (one of them is
+    wrong, and the rescaling would follow it silently); so is a missing or implausible
+    size.
+    """
     given = config.reference.pixel_size_a
     path = config.reference.tilt_series[k]
-    size = given[k if len(given) > 1 else 0] if given else header_a
-    if size is None:
+    if given:
+        size, where = given[k if len(given) > 1 else 0], "reference.pixel_size_a"
+    elif (
+        header_a is not None
+        and metadata_a is not None
+        and not math.isclose(header_a, metadata_a, rel_tol=0.01)
+    ):
         raise FaketInputError(
-            "no pixel size in the MRC header; set reference.pixel_size_a (Angstrom)", path
+            f"the MRC header says {header_a:g} A per pixel, {metadata} {metadata_a:g} A; "
+            "set reference.pixel_size_a",
+            path,
+        )
+    elif header_a is not None:
+        size, where = header_a, "the MRC header"
+    elif metadata_a is not None:
+        size, where = metadata_a, str(metadata)
+    else:
+        raise FaketInputError(
+            "no pixel size in the MRC header or its metadata; set reference.pixel_size_a "
+            "(Angstrom)",
+            path,
         )
     if not MIN_PIXEL_SIZE_A <= size <= MAX_PIXEL_SIZE_A:
-        where = "reference.pixel_size_a" if given else "the MRC header"
         raise FaketInputError(
             f"pixel size {size:g} A from {where} is not a tilt-series' "
             f"({MIN_PIXEL_SIZE_A:g}-{MAX_PIXEL_SIZE_A:g} A); set reference.pixel_size_a",
@@ -173,25 +275,25 @@ def rescale_series(
 
 
 def check_reference(config: FaketConfig, k: int, run_angles: np.ndarray) -> ReferenceFile:
-    """Read reference ``k`` and its companions once and check them against the run."""
-    from faket.io import read_tilt_angles
+    """Read reference ``k``, its metadata and companions once and check them against the run."""
+    from faket.io import read_tilt_series_info
     from faket.pipeline.stages import read_reference
 
     ref, noise = config.reference, config.noise
-    path, angles_file = ref.tilt_series[k], ref.angles[k]
-    data, header_a = read_reference(path, angles_file)
+    path, metadata = reference_sources(config, k)
+    data, header_a = read_reference(path)
     shape = tuple(int(n) for n in data.shape)
-    angles = read_tilt_angles(angles_file)
-    run_tilts = match_tilts(
+    info = read_tilt_series_info(metadata, n_images=shape[0])
+    used = tuple(i for i in range(shape[0]) if info.excluded is None or not info.excluded[i])
+    chosen = match_tilts(
         run_angles,
-        angles,
+        info.angles_deg[list(used)],
         ref.angle_tolerance_deg,
         reference=path,
         run_source=run_angle_source(config),
     )
-    pixel_size = reference_pixel_size(config, k, header_a)
-    v = config.phantom.voxel_size_a
-    run_shape = rescaled_shape(shape[1], shape[2], pixel_size, v)
+    pixel_size = reference_pixel_size(config, k, header_a, info.pixel_size_a, metadata)
+    run_shape = rescaled_shape(shape[1], shape[2], pixel_size, config.phantom.voxel_size_a)
     companions = {
         "noise.noiseless": noise.noiseless[k] if noise.noiseless else None,
         "reference.even": ref.even[k] if ref.even else None,
@@ -201,19 +303,33 @@ def check_reference(config: FaketConfig, k: int, run_angles: np.ndarray) -> Refe
         if other is not None:
             check_same_stack(field, other, path, shape)
     del data
+    order, acquisition = _acquisition(info, metadata)
     return ReferenceFile(
         tilt_series=Path(path).absolute(),
-        angles=Path(angles_file).absolute(),
+        angles=Path(metadata).absolute(),
         noiseless=_absolute(companions["noise.noiseless"]),
         even=_absolute(companions["reference.even"]),
         odd=_absolute(companions["reference.odd"]),
         shape=shape,  # type: ignore[arg-type]
-        tilt_angles_deg=tuple(float(a) for a in angles),
+        tilt_angles_deg=tuple(float(a) for a in info.angles_deg),
         pixel_size_a=pixel_size,
         run_pixel_size_a=pixel_size * shape[2] / run_shape[1],
         run_shape=run_shape,
-        run_tilts=run_tilts,
+        run_tilts=tuple(used[j] for j in chosen),
+        used=used,
+        acquisition=acquisition,
+        acquisition_order=order,
     )
+
+
+def _acquisition(info: Any, metadata: Path) -> tuple[tuple[int, ...], str]:
+    """Return the images' exposure ranks and where they come from."""
+    from faket.io.tilt_series_files import assume_dose_symmetric_order
+
+    if info.acquisition_order is not None:
+        return tuple(int(i) for i in info.acquisition_order), f"from {metadata.name}"
+    order = assume_dose_symmetric_order(info.angles_deg)
+    return tuple(int(i) for i in order), "assumed dose-symmetric (the metadata gives no order)"
 
 
 def _absolute(path: Path | None) -> Path | None:
@@ -261,7 +377,7 @@ def prepare_references(plan: RunPlan) -> list[TiltStats]:
     method = plan.config.noise_method()
     stats = []
     for k, ref in enumerate(plan.references):
-        full = _on_run_grid(ref.tilt_series, ref, plan.voxel_size_a)
+        full = _on_run_grid(ref.tilt_series, ref, plan.voxel_size_a)  # file order
         target = prepared_path(plan.output, k)
         target.parent.mkdir(parents=True, exist_ok=True)
         write_mrc(full[list(ref.run_tilts)], target, voxel_size_a=ref.run_pixel_size_a)
@@ -279,16 +395,18 @@ def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> T
 
     method, v = plan.config.noise_method(), plan.voxel_size_a
     spectra = "spectral" in plan.config.noise.models
-    angles = list(ref.tilt_angles_deg)
+    angles, used = ref.used_angles_deg, list(ref.used)
+    full = full[used]
     if method == "paired":
         assert ref.noiseless is not None  # the config requires it
-        noiseless = _on_run_grid(ref.noiseless, ref, v)
+        noiseless = _on_run_grid(ref.noiseless, ref, v)[used]
         stats = estimate_tilt_stats(full, noiseless, tilt_angles_deg=angles, spectra=spectra)
     else:
         even = odd = None
         if method == "even-odd":
             assert ref.even is not None and ref.odd is not None  # the config requires them
-            even, odd = _on_run_grid(ref.even, ref, v), _on_run_grid(ref.odd, ref, v)
+            even = _on_run_grid(ref.even, ref, v)[used]
+            odd = _on_run_grid(ref.odd, ref, v)[used]
         r = plan.config.reference
         stats = estimate_unlabelled(
             plan,

@@ -109,6 +109,20 @@ def _map(
     return results
 
 
+def _reference_record(ref: Any) -> dict[str, Any]:
+    """What the run made of one user reference (files source), for dataset.json."""
+    return {
+        "tilt_series": str(ref.tilt_series),
+        "metadata": str(ref.angles),
+        "pixel_size_a": ref.pixel_size_a,
+        "run_pixel_size_a": ref.run_pixel_size_a,
+        "images_used": len(ref.used),
+        "images_paired_with_run_tilts": list(ref.run_tilts),
+        "acquisition_order": list(ref.acquisition_order),
+        "acquisition_order_source": ref.acquisition,
+    }
+
+
 def dataset_index(plan: RunPlan) -> dict[str, Any]:
     """Return the content of ``dataset.json``: every tomogram with its files and seed."""
     config = plan.config
@@ -148,6 +162,7 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
         if microscope
         else [str(prepared_path(plan.output, k)) for k in range(len(plan.references))],
         "noise_method": config.noise_method(),
+        "user_references": [_reference_record(r) for r in plan.references],
         "tomograms": tomograms,
     }
 

@@ -33,7 +33,6 @@ from faket.errors import FaketInputError
 from faket.io import (
     read_json_object,
     read_mrc,
-    read_tilt_angles,
     write_json,
     write_mrc,
     write_noise_stats,
@@ -164,8 +163,8 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     return timer.seconds
 
 
-def read_reference(path: Path, angles_file: Path) -> tuple[torch.Tensor, float | None]:
-    """Read a user's reference tilt-series and check it against its angles file.
+def read_reference(path: Path) -> tuple[torch.Tensor, float | None]:
+    """Read a user's reference tilt-series stack and check its images.
 
     Returns
     -------
@@ -177,19 +176,12 @@ def read_reference(path: Path, angles_file: Path) -> tuple[torch.Tensor, float |
     Raises
     ------
     FaketInputError
-        Naming the file: missing, not a 3-D stack, NaN/Inf, a constant tilt, or an image
-        count that differs from its angles file's.
+        Naming the file: missing, not a 3-D stack, NaN/Inf, tiny or constant images.
     """
-    for file in (path, angles_file):
-        if not Path(file).is_file():
-            raise FaketInputError("reference: no such file", file)
+    if not Path(path).is_file():
+        raise FaketInputError("reference: no such file", path)
     mrc = read_mrc(path, ndim=3)
     data = torch.from_numpy(mrc.data)
-    n_angles = len(read_tilt_angles(angles_file))
-    if data.shape[0] != n_angles:
-        raise FaketInputError(
-            f"{data.shape[0]} images but {n_angles} angles in {angles_file}", path
-        )
     if min(data.shape[1:]) < 2:
         raise FaketInputError(f"images of {tuple(data.shape[1:])} pixels are too small", path)
     constant = first_constant_tilt(data)
