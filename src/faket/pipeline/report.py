@@ -32,6 +32,16 @@ _METHOD_TEXT = {
 }
 
 
+def _reference_text(k: int, ref: Any) -> str:
+    """One sentence on what the run made of user reference ``k``."""
+    return (
+        f"Reference {k} ({ref.tilt_series.name}, angles from {ref.angles.name}): "
+        f"{ref.pixel_size_a:g} A pixels rescaled to {ref.run_pixel_size_a:.4g} A, "
+        f"{len(ref.run_tilts)} of its {len(ref.used)} images paired with the run's tilts "
+        f"by angle, acquisition order {ref.acquisition}."
+    )
+
+
 def _style_reference_name(plan: RunPlan, index: int) -> str:
     j = plan.specimens[index].style_source
     if plan.config.reference.source == "files":
@@ -141,7 +151,8 @@ def _sections(plan: RunPlan, ref_name: str, stats: list[Any], gallery: bool) -> 
         "Tomogram i is styled with the microscope's reference tilt-series of specimen "
         "(i + 1) mod n, never with one of its own content."
         if config.reference.source == "microscope"
-        else "Tomogram i is styled with your reference tilt-series i mod m."
+        else "Tomogram i is styled with your reference tilt-series i mod m. "
+        + " ".join(_reference_text(k, r) for k, r in enumerate(plan.references))
     )
     sections = [
         Section(
