@@ -178,7 +178,8 @@ class ReferenceSettings(_Model):
     pixel_size_a: list[PositiveFloat] = Field(
         default_factory=list,
         description="Pixel size of each tilt_series in Angstrom, or one for all (empty: "
-        "the MRC header's, else the metadata's); references are Fourier-rescaled to the phantom's voxel size.",
+        "the MRC header's, else the metadata's); references are Fourier-rescaled to the "
+        "phantom's voxel size.",
     )
     angle_tolerance_deg: PositiveFloat = Field(
         default=0.5,

@@ -110,7 +110,7 @@ def _map(
 
 
 def _reference_record(ref: Any) -> dict[str, Any]:
-    """What the run made of one user reference (files source), for dataset.json."""
+    """Return what the run made of one user reference (files source), for dataset.json."""
     return {
         "tilt_series": str(ref.tilt_series),
         "metadata": str(ref.angles),
