@@ -158,3 +158,29 @@ def test_tilts_are_matched_by_angle_not_position(tmp_path):
         match_tilts(run, near, 0.1, reference=tmp_path / "r.mrc", run_source="run.tlt")
     with pytest.raises(FaketInputError, match="pair with one image"):
         match_tilts(np.array([0.0, 0.2]), FILE_ANGLES, 0.5, reference=tmp_path, run_source="x")
+
+
+def test_images_the_aligner_dropped_are_never_paired_nor_measured(tmp_path):
+    # An AreTomo .aln with a dark frame at image 3 (-24 deg): a run at every other angle
+    # pairs image for image; a run that asks for -24 deg is refused.
+    from alnfile.data_model import AlnData, DarkFrameInfo, TiltImageAlignmentParameters
+
+    from faket.pipeline.references import check_reference
+    from pipeline_data import user_reference_files
+
+    files = user_reference_files(tmp_path)
+    angles = np.linspace(-60.0, 60.0, 11)
+    rows = [
+        TiltImageAlignmentParameters(sec=i, rot=0.0, tx=0.0, ty=0.0, tilt=float(a))
+        for i, a in enumerate(angles)
+        if i != 3
+    ]
+    dark = [DarkFrameInfo(section_idx=3, val2=3, angle=float(angles[3]))]
+    aln = AlnData(RawSize=(64, 64, 11), NumPatches=0, DarkFrames=dark, GlobalAlignments=rows)
+    (tmp_path / "ref.aln").write_text(str(aln))
+    config = files_config(tmp_path / "ds", files, reference={"angles": [str(tmp_path / "ref.aln")]})
+    kept = [i for i in range(11) if i != 3]
+    checked = check_reference(config, 0, angles[kept])
+    assert checked.used == tuple(kept) and checked.run_tilts == tuple(kept)
+    with pytest.raises(FaketInputError, match="no tilt within 0.5 deg of the run's -24 deg"):
+        check_reference(config, 0, angles)
