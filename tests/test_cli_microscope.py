@@ -63,6 +63,16 @@ def test_angles_file_and_same_seed_same_bytes(run_cli, grandmodel, tmp_path):
     assert outputs[0] == outputs[1]
 
 
+def test_half_sets_add_up_to_the_counts(run_cli, grandmodel, tmp_path):
+    out = tmp_path / "ts.st"
+    code, _, stderr = run_cli("microscope", grandmodel, "--half-sets", "--seed", 2, "-o", out)
+    assert code == 0, stderr
+    even, odd = (read_mrc(tmp_path / f"ts_{tag}.st", ndim=3).data for tag in ("even", "odd"))
+    np.testing.assert_allclose(even + odd, read_mrc(out, ndim=3).data, rtol=0, atol=1e-3)
+    provenance = json.loads((tmp_path / "ts.provenance.json").read_text())
+    assert provenance["outputs"]["even"] == str(tmp_path / "ts_even.st")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

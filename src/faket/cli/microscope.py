@@ -12,13 +12,13 @@ from faket.cli._common import DEVICE_OPTION, check_outputs, progress_bar, resolv
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 
-def noiseless_path(output: Path) -> Path:
-    """Return the noiseless counterpart of ``output`` (``ts.mrc`` -> ``ts_noiseless.mrc``)."""
+def noiseless_path(output: Path, tag: str = "noiseless") -> Path:
+    """Return a counterpart of ``output`` (``ts.mrc`` -> ``ts_noiseless.mrc``, ``ts_even.mrc``)."""
     name = output.name
     for suffix in (".mrc.gz", ".mrc.bz2", ".mrc", ".st", ".ali"):
         if name.endswith(suffix) and len(name) > len(suffix):
-            return output.with_name(name[: -len(suffix)] + "_noiseless" + suffix)
-    return output.with_name(name + "_noiseless.mrc")
+            return output.with_name(f"{name[: -len(suffix)]}_{tag}{suffix}")
+    return output.with_name(f"{name}_{tag}.mrc")
 
 
 @click.command()
@@ -128,6 +128,12 @@ def noiseless_path(output: Path) -> Path:
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every draw.")
 @click.option(
+    "--half-sets",
+    is_flag=True,
+    help="Also write even/odd half-sets (OUTPUT_even.mrc, OUTPUT_odd.mrc): each detected "
+    "electron in one half at random, even + odd = the counts, as even and odd frames give.",
+)
+@click.option(
     "-o",
     "--output",
     required=True,
@@ -157,6 +163,7 @@ def microscope(
     detector: str,
     dose_weighting: bool,
     seed: int,
+    half_sets: bool,
     output: Path,
     device: str,
 ) -> None:
@@ -182,9 +189,11 @@ def microscope(
     noiseless = noiseless_path(output)
     sidecar = tilt_metadata_path(output)
     angles_out = output.with_name(sidecar.name[: -len(".tilts.json")] + ".tlt")
+    halves = {tag: noiseless_path(output, tag) for tag in ("even", "odd")} if half_sets else {}
     check_outputs(
         {
             "-o/--output": output,
+            **{f"the {tag} half-set of -o/--output": path for tag, path in halves.items()},
             "the noiseless tilt-series of -o/--output": noiseless,
             "the tilt metadata of -o/--output": sidecar,
             "the tilt angles of -o/--output": angles_out,
@@ -252,6 +261,7 @@ def microscope(
                     settings,
                     seed=seed,
                     progress=bar.update,  # type: ignore[attr-defined]
+                    half_sets=half_sets,
                 )
         except FaketInputError:
             raise
@@ -268,6 +278,8 @@ def microscope(
 
     write_mrc(result.counts, output, voxel_size_a=pixel_size_a)
     write_mrc(result.noiseless, noiseless, voxel_size_a=pixel_size_a)
+    for tag, path in halves.items():
+        write_mrc(getattr(result, tag), path, voxel_size_a=pixel_size_a)
     write_tilt_angles(angles, angles_out)
     write_tilt_metadata(
         result.records(),
@@ -300,6 +312,7 @@ def microscope(
                 "noiseless": str(noiseless),
                 "tilt_metadata": str(sidecar),
                 "angles": str(angles_out),
+                **{tag: str(path) for tag, path in halves.items()},
             },
             "pixel_size_a": pixel_size_a,
             "seed": seed,
