@@ -29,7 +29,7 @@ def _named(reference: Path, noiseless: Path | None = None) -> Iterator[None]:
 
 
 class _EstimateCommand(GreedyOptionsCommand):
-    greedy_options = ("--reference", "--noiseless", "--angles")
+    greedy_options = ("--reference", "--noiseless", "--angles", "--even", "--odd")
 
 
 @click.group()
@@ -53,6 +53,22 @@ def noise() -> None:
     type=_MRC,
     help="Noiseless counterpart of each reference, same order and shape. Without it the "
     "statistics come from the references alone (power-spectrum plateau).",
+)
+@click.option(
+    "--even",
+    "even_paths",
+    multiple=True,
+    type=_MRC,
+    help="Even-frame half-set of each reference (Warp/RELION/AreTomo), same order and "
+    "shape; with --odd, the noise is measured from the halves (needs the pixel size in "
+    "the reference's header).",
+)
+@click.option(
+    "--odd",
+    "odd_paths",
+    multiple=True,
+    type=_MRC,
+    help="Odd-frame half-set of each reference, same order and shape (with --even).",
 )
 @click.option(
     "--angles",
@@ -81,6 +97,8 @@ def noise() -> None:
 def estimate(
     references: tuple[Path, ...],
     noiseless_paths: tuple[Path, ...],
+    even_paths: tuple[Path, ...],
+    odd_paths: tuple[Path, ...],
     angle_paths: tuple[Path, ...],
     high_freq_band: tuple[float, float],
     spectra: bool,
@@ -95,17 +113,28 @@ def estimate(
     in units of the tilt's std; mean and std in the reference's units. With --spectra,
     per tilt also T(k) and N(k) per frequency ring: from the pairs (T = <R C*> / <|C|^2>),
     or without --noiseless from a CTF fit to the reference's own power spectrum (voltage
-    300 kV, Cs 2.7 mm, amplitude contrast 0.07; pixel size from the header).
+    300 kV, Cs 2.7 mm, amplitude contrast 0.07; pixel size from the header); r is then
+    the correlation the paired estimator would measure against a 1/k^2 noiseless
+    spectrum and sigma the noise's share of the std. With --even/--odd (half-sets of the
+    frames): the noise is measured from their difference, r and T from the same CTF fit.
 
     \b
     Examples:
       faket noise estimate --reference R1.mrc R2.mrc --noiseless C1.mrc C2.mrc -o stats.json
       faket noise estimate --reference R1.mrc --noiseless C1.mrc --spectra -o stats.json
       faket noise estimate --reference mine.mrc --angles mine.tlt -o stats.json
+      faket noise estimate --reference mine.mrc --even mine_EVN.mrc --odd mine_ODD.mrc \\
+          --spectra -o stats.json
     """
     check_outputs(
         {"-o/--output": output},
-        {"--reference": references, "--noiseless": noiseless_paths, "--angles": angle_paths},
+        {
+            "--reference": references,
+            "--noiseless": noiseless_paths,
+            "--even": even_paths,
+            "--odd": odd_paths,
+            "--angles": angle_paths,
+        },
     )
     low, high = high_freq_band
     if not low < high:
@@ -117,6 +146,13 @@ def estimate(
             f"{len(references)} --reference files but {len(noiseless_paths)} --noiseless "
             "files; give one noiseless tilt-series per reference, in the same order"
         )
+    if (even_paths or odd_paths) and not len(even_paths) == len(odd_paths) == len(references):
+        raise click.UsageError(
+            f"{len(references)} --reference, {len(even_paths)} --even and {len(odd_paths)} "
+            "--odd files; give one even and one odd half-set per reference, in the same order"
+        )
+    if even_paths and noiseless_paths:
+        raise click.UsageError("give --noiseless or --even/--odd, not both")
     if len(angle_paths) not in (0, 1, len(references)):
         raise click.UsageError("give one --angles file for all references, or one per reference")
 
@@ -148,6 +184,10 @@ def estimate(
                 stats = estimate_tilt_stats(
                     reference, torch.from_numpy(clean), tilt_angles_deg=angles, spectra=spectra
                 )
+        elif even_paths:
+            stats = _even_odd_stats(
+                ref_path, even_paths[i], odd_paths[i], reference, angles, spectra
+            )
         elif spectra:
             stats = _ctf_fit_stats(ref_path, reference, angles)
         else:
@@ -196,6 +236,40 @@ def _ctf_fit_stats(path: Path, reference: Any, angles: Any) -> Any:
         f"{float(fit.defocus_um.max()):.2f} um, fit score {float(fit.fit_score.median()):.2f}"
     )
     return dataclasses.replace(fit.tilt_stats(str(path)), spectra=fit.tilt_spectra())
+
+
+def _even_odd_stats(
+    path: Path, even_path: Path, odd_path: Path, reference: Any, angles: Any, spectra: bool
+) -> Any:
+    """Statistics of a reference with the noise measured from its even/odd half-sets."""
+    import torch
+
+    from faket.errors import FaketInputError
+    from faket.io import read_mrc, read_voxel_size
+    from faket.noise import estimate_reference_stats
+
+    pixel_size = read_voxel_size(path)
+    if pixel_size is None:
+        raise FaketInputError("--even/--odd need the pixel size in the header", path)
+    halves = []
+    for half in (even_path, odd_path):
+        data = read_mrc(half, ndim=3).data
+        if tuple(data.shape) != tuple(reference.shape):
+            raise FaketInputError(
+                f"shape {data.shape} differs from the reference {path} {tuple(reference.shape)}",
+                half,
+            )
+        halves.append(torch.from_numpy(data))
+    with _named(path):
+        return estimate_reference_stats(
+            reference,
+            method="even-odd",
+            pixel_size_a=pixel_size,
+            tilt_angles_deg=angles,
+            even=halves[0],
+            odd=halves[1],
+            spectra=spectra,
+        )
 
 
 @noise.command()

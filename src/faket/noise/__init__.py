@@ -11,6 +11,10 @@
   ``N(k)`` per tilt), :func:`estimate_tilt_spectra`, :func:`aggregate_tilt_spectra`,
   :func:`apply_spectral_noise`; for a reference without a noiseless pair,
   :func:`estimate_tilt_spectra_unlabelled` (a CTF fit to its own power spectrum).
+- A reference without a noiseless twin (the pipeline's entry point):
+  :func:`estimate_reference_stats` (unlabelled, or :func:`estimate_tilt_stats_even_odd`
+  with its even/odd half-sets), with :func:`noiseless_power_spectrum` of similar noiseless
+  projections.
 """
 
 from faket.noise.aggregate import (
@@ -20,12 +24,18 @@ from faket.noise.aggregate import (
     fit_tilt_stats,
 )
 from faket.noise.ctf_fit import CtfFit, estimate_tilt_spectra_unlabelled
+from faket.noise.even_odd import estimate_tilt_stats_even_odd
 from faket.noise.generate import (
     MODALITIES,
     NOISE_MODELS,
     ModalitySpec,
     apply_noise,
     make_modality,
+)
+from faket.noise.reference_stats import (
+    REFERENCE_METHODS,
+    estimate_reference_stats,
+    noiseless_power_spectrum,
 )
 from faket.noise.spectral import TiltSpectra, resample_spectra
 from faket.noise.spectral_aggregate import aggregate_tilt_spectra, common_frequency_grid
@@ -39,6 +49,7 @@ __all__ = [
     "METHODS",
     "MODALITIES",
     "NOISE_MODELS",
+    "REFERENCE_METHODS",
     "ModalitySpec",
     "TiltSpectra",
     "TiltStats",
@@ -47,14 +58,17 @@ __all__ = [
     "apply_noise",
     "apply_spectral_noise",
     "common_frequency_grid",
+    "estimate_reference_stats",
     "estimate_tilt_spectra",
     "estimate_tilt_spectra_unlabelled",
     "estimate_tilt_stats",
+    "estimate_tilt_stats_even_odd",
     "estimate_tilt_stats_unlabelled",
     "evaluate_polynomial",
     "fit_polynomial_coefficients",
     "fit_tilt_stats",
     "make_modality",
+    "noiseless_power_spectrum",
     "radial_filter",
     "radial_power_spectrum",
     "resample_spectra",

@@ -1,4 +1,4 @@
-"""Defocus search of :mod:`faket.noise.ctf_fit`: ring contrast, likelihood, priors, grids.
+"""Defocus search of :mod:`faket.noise.ctf_fit`: settings, ring contrast, likelihood, grids.
 
 Spectra are float64 ``(m, n_bins)`` on the rings ``b / t`` cycles/pixel of a ``t``-pixel
 Welch tile, ``counts`` the Fourier samples per ring.
@@ -170,3 +170,103 @@ def fit_score(search: Search, defocus_um: torch.Tensor) -> torch.Tensor:
     h = search.ring_model(defocus_um)  # (m, n_bins)
     weight = search.counts * search.band.to(h.dtype)
     return model.weighted_correlation(search.contrast, h, weight)
+
+
+# --- the fit's settings ---------------------------------------------------------------------
+
+_LOW_RESOLUTION_A = 30.0
+"""Default low-resolution end of the fit band, Å."""
+
+_MIN_BAND, _MAX_LOW_BAND, _TOP_BAND = 0.1, 0.4, 0.95
+"""Default band limits in fractions of Nyquist: the low end is 30 Å clipped to
+``[0.1, 0.4]`` (pixels above 6 Å keep 0.4), the high end 0.95."""
+
+
+MIN_SIDE = 32
+"""Smallest tile side (and image side) in pixels that the fit accepts."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The checked settings of one fit."""
+
+    optics: model.Optics
+    defocus_range_um: tuple[float, float]
+    fit_band: tuple[float, float]
+    bin_width: float | None
+    tile: int
+    spread_um: float | None
+
+
+def fit_settings(
+    pixel_size_a: float,
+    voltage_kv: float,
+    spherical_aberration_mm: float,
+    amplitude_contrast: float,
+    defocus_range_um: tuple[float, float],
+    fit_band: tuple[float, float] | None,
+    bin_width: float | None,
+    tile: int,
+    spread_um: float | None,
+) -> Settings:
+    """Check the fit's parameters (ValueError naming the bad one) and fill in the band."""
+    optics = _check_optics(pixel_size_a, voltage_kv, spherical_aberration_mm, amplitude_contrast)
+    if fit_band is None:
+        low = min(max(_MIN_BAND, 2.0 * optics.pixel_size_a / _LOW_RESOLUTION_A), _MAX_LOW_BAND)
+        fit_band = (low, _TOP_BAND)
+    _check_ranges(defocus_range_um, fit_band, tile, bin_width, spread_um)
+    band = (float(fit_band[0]), float(fit_band[1]))
+    defoci = (float(defocus_range_um[0]), float(defocus_range_um[1]))
+    return Settings(optics, defoci, band, bin_width, tile, spread_um)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_optics(
+    pixel_size_a: float, voltage_kv: float, cs_mm: float, amplitude_contrast: float
+) -> model.Optics:
+    """Return the optics, or raise ValueError naming the bad parameter."""
+    for name, value, ok in (
+        ("pixel_size_a", pixel_size_a, _finite(pixel_size_a) and pixel_size_a > 0),
+        ("voltage_kv", voltage_kv, _finite(voltage_kv) and voltage_kv > 0),
+        ("spherical_aberration_mm", cs_mm, _finite(cs_mm) and cs_mm >= 0),
+        (
+            "amplitude_contrast",
+            amplitude_contrast,
+            _finite(amplitude_contrast) and 0 <= amplitude_contrast < 1,
+        ),
+    ):
+        if not ok:
+            raise ValueError(f"{name} is out of range: got {value!r}")
+    return model.Optics(
+        float(pixel_size_a), float(voltage_kv), float(cs_mm), float(amplitude_contrast)
+    )
+
+
+def _check_ranges(
+    defocus_range_um: tuple[float, float],
+    fit_band: tuple[float, float],
+    tile: int,
+    bin_width: float | None,
+    spread_um: float | None,
+) -> None:
+    """Raise ValueError for a search range, band, tile, ring width or prior out of range."""
+    lo, hi = (float(v) for v in defocus_range_um)
+    if not 0 < lo < hi <= 100:
+        raise ValueError(
+            f"defocus_range_um must satisfy 0 < low < high <= 100 (µm, underfocus "
+            f"positive), got {defocus_range_um}"
+        )
+    low, high = (float(v) for v in fit_band)
+    if not 0 < low < high <= 1:
+        raise ValueError(
+            f"fit_band must satisfy 0 < low < high <= 1 (fractions of Nyquist), got {fit_band}"
+        )
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_SIDE:
+        raise ValueError(f"tile must be an integer of at least {MIN_SIDE} pixels, got {tile!r}")
+    if bin_width is not None and not (_finite(bin_width) and 0 < bin_width <= 0.25):
+        raise ValueError(f"bin_width must lie in (0, 0.25] cycles/pixel, got {bin_width!r}")
+    if spread_um is not None and not (_finite(spread_um) and spread_um > 0):
+        raise ValueError(f"tilt_defocus_spread_um must be positive or None, got {spread_um!r}")

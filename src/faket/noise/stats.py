@@ -20,9 +20,10 @@ from faket.noise.spectral import TiltSpectra
 
 __all__ = ["METHODS", "TiltStats", "estimate_tilt_stats"]
 
-METHODS = ("paired", "unlabelled", "aggregated")
+METHODS = ("paired", "unlabelled", "aggregated", "even-odd")
 """How a :class:`TiltStats` was obtained: against a noiseless counterpart, from the
-reference alone (power spectrum), or as polynomial fits averaged over tomograms."""
+reference alone (power spectrum), as polynomial fits averaged over tomograms, or with the
+noise measured from the reference's even/odd half-sets."""
 
 _FIELDS = ("r", "sigma", "mean", "std")
 
@@ -53,7 +54,8 @@ class TiltStats:
         ``(n_tilts,)`` float64 tilt angles in degrees, when known. The scalar curves'
         fits use the tilt index; the spectra's fits use these angles.
     method : str
-        One of :data:`METHODS`: ``"paired"``, ``"unlabelled"`` or ``"aggregated"``.
+        One of :data:`METHODS`: ``"paired"``, ``"unlabelled"``, ``"aggregated"`` or
+        ``"even-odd"``.
     source : str
         Free text saying where the numbers come from (e.g. a file name).
     spectra : TiltSpectra or None

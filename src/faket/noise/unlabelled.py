@@ -35,6 +35,13 @@ Assumptions, and what happens when they fail
 For low signal-to-noise data (``r`` small, ``sigma`` close to 1), ``r = sqrt(1 - sigma**2)``
 magnifies small errors of ``sigma``: ``dr = -(sigma / r) dsigma``. Expect the unlabelled
 ``r`` to be much less precise than its ``sigma`` there.
+
+``r = sqrt(1 - sigma**2)`` is also not what the paired estimator measures on data with a
+CTF: it measures the correlation with the noiseless projection, which the CTF's phase
+flips lower, so ``r**2 + sigma**2 < 1`` there. On the built-in microscope (counting
+detector, 10 and 7.3 Å) this estimator's ``sigma`` is close to the noise's share (within
+0.05) but its ``r`` reads 0.2-0.3 above the paired one.
+:func:`faket.noise.estimate_reference_stats` estimates the paired ``r`` itself.
 """
 
 from __future__ import annotations
