@@ -431,27 +431,30 @@ def estimate_unlabelled(
     even: torch.Tensor | None = None,
     odd: torch.Tensor | None = None,
 ) -> TiltStats:
-    """Statistics of a reference without its noiseless twin (unlabelled or even-odd).
+    """Measure a reference without its noiseless twin (unlabelled or even-odd).
 
     The noiseless power spectrum the CTF fit needs is the run's own: the noiseless
     projections of a tomogram (not ``exclude``, the reference's own specimen, when the
-    microscope is the source).
+    microscope is the source), each reference image taking the run tilt nearest in
+    angle (the path through the slab, so the spectrum, changes with the angle).
     """
     from faket.io import read_mrc
     from faket.noise import estimate_reference_stats, noiseless_power_spectrum
 
     j = 0 if exclude is None else (exclude + 1) % len(plan.specimens)
     noiseless = torch.from_numpy(read_mrc(plan.specimens[j].folder / "noiseless.mrc").data)
+    frequency, power = noiseless_power_spectrum(noiseless, per_tilt=True)
+    nearest = np.abs(np.subtract.outer(np.asarray(angles), plan.tilt_angles)).argmin(axis=1)
     voltage, cs, amplitude = optics
     return estimate_reference_stats(
         reference,
-        method=method,
+        method="even-odd" if method == "even-odd" else "unlabelled",
         pixel_size_a=plan.voxel_size_a,
         tilt_angles_deg=angles,
         even=even,
         odd=odd,
         spectra="spectral" in plan.config.noise.models,
-        noiseless_power=noiseless_power_spectrum(noiseless),
+        noiseless_power=(frequency, power[torch.from_numpy(nearest)]),
         voltage_kv=voltage,
         spherical_aberration_mm=cs,
         amplitude_contrast=amplitude,
