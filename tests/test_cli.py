@@ -154,25 +154,27 @@ def test_noise_spectra_are_estimated_and_applied_with_the_spectral_model(run_cli
     np.testing.assert_allclose(read_mrc(tmp_path / "noisy.mrc").data, expected.numpy(), atol=1e-5)
 
 
-def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(run_cli, tmp_path, rng):
-    write_mrc(rng.standard_normal((3, 64, 64)).astype(np.float32), tmp_path / "ref.mrc")
+@pytest.mark.parametrize("estimator", ["ctf", "band"])
+def test_noise_estimate_without_noiseless_uses_the_unlabelled_estimator(
+    run_cli, tmp_path, rng, estimator
+):
+    white = rng.standard_normal((3, 64, 64)).astype(np.float32)
+    write_mrc(white, tmp_path / "ref.mrc", voxel_size_a=10.0)
     write_tilt_angles([-10.0, 0.0, 10.0], tmp_path / "ref.tlt")
-    code, out, err = run_cli(
-        "noise",
-        "estimate",
-        "--reference",
-        tmp_path / "ref.mrc",
-        "--angles",
-        tmp_path / "ref.tlt",
-        "-o",
-        tmp_path / "s.json",
-    )
+    args = ["noise", "estimate", "--reference", tmp_path / "ref.mrc"]
+    args += ["--angles", tmp_path / "ref.tlt", "--unlabelled", estimator, "-o", tmp_path / "s.json"]
+    code, out, err = run_cli(*args)
     assert code == 0, err
     (stats,) = read_noise_stats(tmp_path / "s.json")
     assert stats.method == "unlabelled"
     assert stats.tilt_angles_deg.tolist() == [-10.0, 0.0, 10.0]
     # Pure white noise: everything is noise, so sigma is 1 to within the estimator's spread.
     np.testing.assert_allclose(stats.sigma.numpy(), 1.0, atol=0.1)
+    if estimator == "ctf":  # the CTF fit needs the pixel size: one line naming the file
+        write_mrc(white, tmp_path / "bare.mrc")
+        args[3] = tmp_path / "bare.mrc"
+        code, _, err = run_cli(*args[:-1], tmp_path / "t.json")
+        assert code == 2 and "bare.mrc: without --noiseless the CTF fit needs the pixel" in err
 
 
 def test_bad_input_gives_one_line_naming_the_file_and_writes_nothing(run_cli, tmp_path):

@@ -79,12 +79,23 @@ def noise() -> None:
     "all references or one per reference. Optional; recorded in the JSON.",
 )
 @click.option(
+    "--unlabelled",
+    "unlabelled",
+    type=click.Choice(["ctf", "band"]),
+    default="ctf",
+    show_default=True,
+    help="Without --noiseless or --even/--odd: ctf fits the reference's own spectrum (CTF "
+    "rings over a smooth noise background; pixel size from the header) and gives the r "
+    "the paired estimator would; band reads the noise off a high-frequency band (the "
+    "old estimator: it assumes white noise, and reads r 0.2-0.3 high on counting detectors).",
+)
+@click.option(
     "--high-freq-band",
     nargs=2,
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=(0.7, 0.95),
     show_default=True,
-    help="Without --noiseless: the band LOW HIGH of the power spectrum, in fractions of "
+    help="With --unlabelled band: the band LOW HIGH of the power spectrum, in fractions of "
     "Nyquist (0 < LOW < HIGH <= 1), where the noise is assumed white and the signal decayed.",
 )
 @click.option(
@@ -100,6 +111,7 @@ def estimate(
     even_paths: tuple[Path, ...],
     odd_paths: tuple[Path, ...],
     angle_paths: tuple[Path, ...],
+    unlabelled: str,
     high_freq_band: tuple[float, float],
     spectra: bool,
     output: Path,
@@ -108,15 +120,16 @@ def estimate(
 
     With --noiseless (training pairs): r is the Pearson correlation of each standardised
     reference tilt with its noiseless tilt (the exact minimiser of std(P - r C)) and sigma
-    the residual's std. Without: mean and std from the data, sigma from the
-    high-frequency plateau of the power spectrum, r = sqrt(1 - sigma^2). sigma and r are
-    in units of the tilt's std; mean and std in the reference's units. With --spectra,
-    per tilt also T(k) and N(k) per frequency ring: from the pairs (T = <R C*> / <|C|^2>),
-    or without --noiseless from a CTF fit to the reference's own power spectrum (voltage
-    300 kV, Cs 2.7 mm, amplitude contrast 0.07; pixel size from the header); r is then
-    the correlation the paired estimator would measure against a 1/k^2 noiseless
-    spectrum and sigma the noise's share of the std. With --even/--odd (half-sets of the
-    frames): the noise is measured from their difference, r and T from the same CTF fit.
+    the residual's std. Without (--unlabelled ctf, the default): a CTF fit to the
+    reference's own power spectrum (voltage 300 kV, Cs 2.7 mm, amplitude contrast 0.07;
+    pixel size from the header) over a smooth noise background; r is the correlation the
+    paired estimator would measure against a 1/k^2 noiseless spectrum and sigma the
+    noise's share of the std. --unlabelled band: sigma from the high-frequency plateau of
+    the power spectrum, r = sqrt(1 - sigma^2). sigma and r are in units of the tilt's
+    std; mean and std in the reference's units. With --spectra, per tilt also T(k) and
+    N(k) per frequency ring: from the pairs (T = <R C*> / <|C|^2>) or from the CTF fit.
+    With --even/--odd (half-sets of the frames): the noise is measured from their
+    difference, r and T from the same CTF fit.
 
     \b
     Examples:
@@ -188,8 +201,8 @@ def estimate(
             stats = _even_odd_stats(
                 ref_path, even_paths[i], odd_paths[i], reference, angles, spectra
             )
-        elif spectra:
-            stats = _ctf_fit_stats(ref_path, reference, angles)
+        elif unlabelled == "ctf":
+            stats = _ctf_fit_stats(ref_path, reference, angles, spectra)
         else:
             with _named(ref_path):
                 try:
@@ -212,8 +225,8 @@ def estimate(
     click.echo(f"wrote {output}")
 
 
-def _ctf_fit_stats(path: Path, reference: Any, angles: Any) -> Any:
-    """Spectra of a reference without a noiseless pair: a CTF fit to its own spectrum."""
+def _ctf_fit_stats(path: Path, reference: Any, angles: Any, spectra: bool) -> Any:
+    """Statistics of a reference without a noiseless pair: a CTF fit to its own spectrum."""
     import dataclasses
 
     from faket.errors import FaketInputError
@@ -223,7 +236,9 @@ def _ctf_fit_stats(path: Path, reference: Any, angles: Any) -> Any:
     pixel_size = read_voxel_size(path)
     if pixel_size is None:
         raise FaketInputError(
-            "--spectra without --noiseless needs the pixel size in the header", path
+            "without --noiseless the CTF fit needs the pixel size in the header; set it "
+            "(e.g. alterheader) or use --unlabelled band",
+            path,
         )
     with _named(path):
         fit = estimate_tilt_spectra_unlabelled(
@@ -235,7 +250,8 @@ def _ctf_fit_stats(path: Path, reference: Any, angles: Any) -> Any:
         f"{path}: CTF fit, defocus {float(fit.defocus_um.min()):.2f}.."
         f"{float(fit.defocus_um.max()):.2f} um, fit score {float(fit.fit_score.median()):.2f}"
     )
-    return dataclasses.replace(fit.tilt_stats(str(path)), spectra=fit.tilt_spectra())
+    stats = fit.tilt_stats(str(path))
+    return dataclasses.replace(stats, spectra=fit.tilt_spectra()) if spectra else stats
 
 
 def _even_odd_stats(
