@@ -133,7 +133,8 @@ def test_without_noiseless_twins_the_statistics_come_close_to_the_paired_ones(
     assert float(error.median()) < 0.12 and float(error.max()) < 0.2
 
 
-def test_a_serialem_stack_with_its_mdoc_and_no_angles_setting(tmp_path, stand_in):
+@pytest.mark.parametrize("given", ["ts.st", "ts.st.mdoc"])
+def test_a_serialem_stack_with_its_mdoc_and_no_angles_setting(tmp_path, stand_in, given):
     # SerialEM's layout: ts.st and ts.st.mdoc (sections in acquisition order), the
     # pixel size only in the mdoc; reference.angles empty: the mdoc is found by name.
     from mdocfile.data_models import Mdoc, MdocGlobalData, MdocSectionData
@@ -151,7 +152,7 @@ def test_a_serialem_stack_with_its_mdoc_and_no_angles_setting(tmp_path, stand_in
         section_data=sections,
     )
     (folder / "ts.st.mdoc").write_text(mdoc.to_string())
-    files = {**stand_in, "reference": folder / "ts.st"}
+    files = {**stand_in, "reference": folder / given}  # the stack, or the mdoc naming it
     config = files_config(
         tmp_path / "ds",
         files,

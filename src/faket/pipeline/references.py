@@ -100,13 +100,16 @@ METADATA_SIBLINGS = (".mdoc", ".aln", ".xml", ".tlt", ".rawtlt")
 ``ts.mrc.mdoc`` (SerialEM's name), then ``ts`` + each suffix, in this order."""
 
 _FOLDER_METADATA_BYTES = 16 * 2**20
+_METADATA_AS_SERIES = (".mdoc", ".star", ".aln", ".xml")
+"""Metadata a tilt_series entry may be (with ``angles`` empty): the stack it names is read."""
 
 
 def reference_sources(config: FaketConfig, k: int) -> tuple[Path, Path]:
     """Return reference ``k``'s stack and its metadata file or Data Portal folder.
 
-    ``reference.angles[k]`` when given; else, for a folder, the stack its metadata
-    names; else the first of :data:`METADATA_SIBLINGS` next to the stack.
+    ``reference.angles[k]`` when given; else, for a Data Portal folder or a metadata
+    file (``.mdoc``, ``.star``, ``.aln``, ``.xml``), the stack it names; else the first
+    of :data:`METADATA_SIBLINGS` next to the stack.
     """
     from faket.io import read_tilt_series_info
 
@@ -116,12 +119,14 @@ def reference_sources(config: FaketConfig, k: int) -> tuple[Path, Path]:
         return stack, Path(ref.angles[k])
     if not stack.exists():
         raise FaketInputError(f"reference.tilt_series[{k}]: no such file or folder", stack)
-    if stack.is_dir():
-        found = read_tilt_series_info(stack).tilt_series
+    if stack.is_dir() or stack.suffix.lower() in _METADATA_AS_SERIES:
+        info = read_tilt_series_info(stack)
+        found = info.tilt_series
         if found is None or not found.is_file():
+            per_image = " (its images are separate files)" if info.images else ""
             raise FaketInputError(
-                "reference.tilt_series: this folder's metadata names no tilt-series stack "
-                "that exists; give the stack and reference.angles",
+                f"reference.tilt_series: this metadata names no tilt-series stack that "
+                f"exists{per_image}; give the stack, with this as reference.angles",
                 stack,
             )
         return found, stack
