@@ -17,7 +17,7 @@ import torch
 
 from faket.errors import FaketInputError
 from faket.io import read_mrc, read_noise_stats, write_mrc, write_tilt_angles
-from faket.pipeline import simulate_dataset
+from faket.pipeline import plan_run, simulate_dataset
 from faket.pipeline.references import match_tilts, rescale_series, rescaled_shape
 from pipeline_data import SHAPE
 from pipeline_data import files_config as tiny_files_config
@@ -160,6 +160,14 @@ def test_a_serialem_stack_with_its_mdoc_and_no_angles_setting(tmp_path, stand_in
         projection={"tilt_min_deg": -42, "tilt_max_deg": 42, "tilt_step_deg": 6},
     )
     simulate_dataset(config, report=False)
+    # The run may adopt the mdoc's angles too (no angles file named in the config).
+    adopted = files_config(
+        tmp_path / "adopted",
+        files,
+        reference={"angles": []},
+        projection={"angles_from": "reference"},
+    )
+    np.testing.assert_array_equal(plan_run(adopted).tilt_angles, np.sort(FILE_ANGLES))
     index = json.loads((tmp_path / "ds" / "dataset.json").read_text())
     (record,) = index["user_references"]
     assert record["metadata"] == str(folder / "ts.st.mdoc")

@@ -218,7 +218,9 @@ def resolve_tilt_angles(config: FaketConfig) -> np.ndarray:
     if p.angles_file is not None:
         return read_tilt_angles(p.angles_file)
     if p.angles_from == "reference":
-        return np.sort(read_tilt_angles(config.reference.angles[0]))
+        from faket.pipeline.references import reference_angles
+
+        return np.sort(reference_angles(config, 0))
     n = int(np.floor((p.tilt_max_deg - p.tilt_min_deg) / p.tilt_step_deg + 1e-6)) + 1
     return p.tilt_min_deg + p.tilt_step_deg * np.arange(n, dtype=np.float64)
 

@@ -142,6 +142,15 @@ def reference_sources(config: FaketConfig, k: int) -> tuple[Path, Path]:
     )
 
 
+def reference_angles(config: FaketConfig, k: int) -> np.ndarray:
+    """Return the angles of reference ``k``'s images that are used (not excluded), file order."""
+    from faket.io import read_tilt_series_info
+
+    info = read_tilt_series_info(reference_sources(config, k)[1])
+    kept = np.ones(info.n_images, bool) if info.excluded is None else ~info.excluded
+    return np.asarray(info.angles_deg[kept], dtype=np.float64)
+
+
 def metadata_files(metadata: Path) -> list[Path]:
     """Return the files a metadata input stands for (resume keys hash them).
 
