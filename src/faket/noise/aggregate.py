@@ -26,7 +26,7 @@ import torch
 
 from faket.conventions import TiltAngles
 from faket.noise.spectral import TiltSpectra
-from faket.noise.spectral_aggregate import aggregate_tilt_spectra
+from faket.noise.spectral_aggregate import aggregate_tilt_spectra, fit_at
 from faket.noise.stats import TiltStats
 
 __all__ = [
@@ -130,18 +130,6 @@ def _positions(stats: Sequence[TiltStats]) -> list[np.ndarray] | None:
     return [s.tilt_angles_deg.detach().cpu().numpy() for s in stats]  # type: ignore[union-attr]
 
 
-def _fit_at(x: np.ndarray, y: torch.Tensor, order: int, at: np.ndarray) -> np.ndarray:
-    """Least-squares polynomial of ``order`` in ``x`` (degrees), evaluated at ``at``."""
-    if np.unique(x).shape[0] <= order:
-        raise ValueError(
-            f"an order-{order} fit needs more than {order} distinct tilt angles, "
-            f"got {np.unique(x).shape[0]}"
-        )
-    # Angles / 90 keep the Vandermonde matrix well conditioned; the fit is unchanged.
-    coef = np.polynomial.polynomial.polyfit(x / 90.0, y.detach().cpu().numpy(), order)
-    return np.asarray(np.polynomial.polynomial.polyval(at / 90.0, coef))
-
-
 def _fit_mean_curves(
     stats: Sequence[TiltStats], order: int, at: np.ndarray | None
 ) -> dict[str, torch.Tensor]:
@@ -155,7 +143,7 @@ def _fit_mean_curves(
             continue
         where = np.mean(np.stack(xs), axis=0) if at is None else at
         fits = [
-            _fit_at(x, getattr(s, field).to(torch.float64), order, where)
+            fit_at(x, getattr(s, field).to(torch.float64)[:, None], order, where)[:, 0]
             for x, s in zip(xs, stats, strict=True)
         ]
         curves[field] = torch.from_numpy(np.mean(fits, axis=0)).to(device)

@@ -69,7 +69,7 @@ def _positions(
     return out
 
 
-def _fit(x: np.ndarray, curves: torch.Tensor, order: int, at: np.ndarray) -> np.ndarray:
+def fit_at(x: np.ndarray, curves: torch.Tensor, order: int, at: np.ndarray) -> np.ndarray:
     """Least-squares polynomial of ``order`` in ``x`` per column, evaluated at ``at``."""
     if np.unique(x).shape[0] <= order:
         raise ValueError(
@@ -138,8 +138,8 @@ def aggregate_tilt_spectra(
     noise_power = np.zeros_like(transfer)
     for x, s in zip(xs, spectra, strict=True):
         on_grid = resample_spectra(s, grid)
-        transfer += _fit(x, on_grid.transfer, int(order), at_np) / len(spectra)
-        noise_power += _fit(x, on_grid.noise_power, int(order), at_np) / len(spectra)
+        transfer += fit_at(x, on_grid.transfer, int(order), at_np) / len(spectra)
+        noise_power += fit_at(x, on_grid.noise_power, int(order), at_np) / len(spectra)
     device = grid.device
     return TiltSpectra(
         frequency=grid,
