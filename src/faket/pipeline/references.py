@@ -389,6 +389,9 @@ def prepare_references(plan: RunPlan) -> list[TiltStats]:
     from faket.io import read_noise_stats, write_mrc
 
     method = plan.config.noise_method()
+    power = None
+    if method in ("unlabelled", "even-odd"):  # the same for every reference: read once
+        power = noiseless_power(plan.specimens[0].folder / "noiseless.mrc")
     stats = []
     for k, ref in enumerate(plan.references):
         full = _on_run_grid(ref.tilt_series, ref, plan.voxel_size_a)  # file order
@@ -396,15 +399,20 @@ def prepare_references(plan: RunPlan) -> list[TiltStats]:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_mrc(full[list(ref.run_tilts)], target, voxel_size_a=ref.run_pixel_size_a)
         if method != "file":
-            stats.append(_measure(plan, k, ref, full))
+            stats.append(_measure(plan, ref, full, power))
     if method == "file":
         assert plan.config.noise.stats_file is not None  # the config requires it
         return read_noise_stats(plan.config.noise.stats_file)
     return stats
 
 
-def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> TiltStats:
-    """Measure reference ``k`` by the run's method, every image at its own angle."""
+def _measure(
+    plan: RunPlan,
+    ref: ReferenceFile,
+    full: torch.Tensor,
+    power: tuple[torch.Tensor, torch.Tensor] | None,
+) -> TiltStats:
+    """Measure one reference by the run's method, every image at its own angle."""
     from faket.noise import estimate_tilt_stats
 
     method, v = plan.config.noise_method(), plan.voxel_size_a
@@ -430,8 +438,18 @@ def _measure(plan: RunPlan, k: int, ref: ReferenceFile, full: torch.Tensor) -> T
             optics=(r.voltage_kv, r.spherical_aberration_mm, r.amplitude_contrast),
             even=even,
             odd=odd,
+            power_of_run=power,
         )
     return dataclasses.replace(stats, source=str(ref.tilt_series))
+
+
+def noiseless_power(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the per-tilt noiseless power spectrum of a run's projections (one file)."""
+    from faket.io import read_mrc
+    from faket.noise import noiseless_power_spectrum
+
+    noiseless = torch.from_numpy(read_mrc(path, ndim=3).data)
+    return noiseless_power_spectrum(noiseless, per_tilt=True)
 
 
 def estimate_unlabelled(
@@ -444,20 +462,22 @@ def estimate_unlabelled(
     exclude: int | None = None,
     even: torch.Tensor | None = None,
     odd: torch.Tensor | None = None,
+    power_of_run: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> TiltStats:
     """Measure a reference without its noiseless twin (unlabelled or even-odd).
 
     The noiseless power spectrum the CTF fit needs is the run's own: the noiseless
     projections of a tomogram (not ``exclude``, the reference's own specimen, when the
     microscope is the source), each reference image taking the run tilt nearest in
-    angle (the path through the slab, so the spectrum, changes with the angle).
+    angle (the path through the slab, so the spectrum, changes with the angle);
+    ``power_of_run`` when the caller has read it already (:func:`noiseless_power`).
     """
-    from faket.io import read_mrc
-    from faket.noise import estimate_reference_stats, noiseless_power_spectrum
+    from faket.noise import estimate_reference_stats
 
-    j = 0 if exclude is None else (exclude + 1) % len(plan.specimens)
-    noiseless = torch.from_numpy(read_mrc(plan.specimens[j].folder / "noiseless.mrc").data)
-    frequency, power = noiseless_power_spectrum(noiseless, per_tilt=True)
+    if power_of_run is None:
+        j = 0 if exclude is None else (exclude + 1) % len(plan.specimens)
+        power_of_run = noiseless_power(plan.specimens[j].folder / "noiseless.mrc")
+    frequency, power = power_of_run
     nearest = np.abs(np.subtract.outer(np.asarray(angles), plan.tilt_angles)).argmin(axis=1)
     voltage, cs, amplitude = optics
     return estimate_reference_stats(
