@@ -14,6 +14,20 @@ and the FLOP count per tilt-series is turned into an estimate for an H100.
 
     python benchmarks/style.py                   # 512^2 and 1024^2, 3 runs each
     python benchmarks/style.py --full            # also 61 x 1024^2 in bf16, peak RSS
+
+Tiling (fp32; this CPU emulates bf16), each with ``--threads``:
+
+    python benchmarks/style.py --tiled --sizes 1024 2048 --budget-gib 4 6
+        untiled vs tiled in one process (interleaved, medians of --repeats): the plans
+        chosen for each --budget-gib (auto), --tile 1024 and --tile 512 as faket style runs
+        them, and the whole network in tiles of 1024 / 512 (the earlier scheme); time
+        ratios and each plan's peak RSS (measured in a child process) against its
+        estimate (plan_bytes).
+    python benchmarks/style.py --memory --sizes 1024 2048
+        the memory estimate against the measured peak RSS, plan by plan (child processes).
+    python benchmarks/style.py --large
+        one 3500 x 3500 tilt through `faket style --memory-gib 3` (peak RSS of the
+        command), and a 5760 x 4092 style against a 512 x 512 tilt (--memory-gib 2).
 """
 
 from __future__ import annotations
@@ -23,16 +37,19 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from _timing import median_seconds
 
-from faket._runtime import heap_trimmer, keep_freed_memory_for_reuse
+from faket._runtime import heap_trimmer, keep_freed_memory_for_reuse, release_free_memory
 from faket.style import StyleSettings, load_backbone, stylize_batch
 from faket.style.backbones import VGGFeatures
-from faket.style.series import stylize_tilt_series
+from faket.style.series import plan_bytes, stylize_tilt_series, transfer_plan
+from faket.style.tiling import TilePlan
 
 H100_BF16_DENSE_TFLOPS = 989.0  # H100 SXM, dense bf16 tensor-core peak
 H100_REALISTIC_FRACTION = 0.4  # a convolution-heavy workload rarely exceeds ~40 % of peak
@@ -163,6 +180,181 @@ def bench_size(
     )
 
 
+def _peak_of(n: int, plan: TilePlan, threads: int) -> tuple[int, int]:
+    """Run one n^2 tilt under ``plan`` in a child process; return (working, total) peak."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--peak-only", str(n), repr(plan), "--threads", str(threads)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    working, total = (int(v) for v in done.stdout.split())
+    return working, total
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def peak_only(n: int, plan: TilePlan) -> None:
+    """Child: one n^2 fp32 tilt (random images) under ``plan``; print its peak RSS.
+
+    Prints the working peak (peak RSS minus the RSS before the transfer, which holds
+    the interpreter, torch, the backbone and the three images) and the whole peak.
+    """
+    model = load_backbone("vgg16-hed")
+    g = torch.Generator().manual_seed(n)
+    images = [torch.rand(1, n, n, generator=g) for _ in range(3)]
+    warm = [torch.rand(1, 96, 96, generator=g) for _ in range(3)]  # oneDNN's first-use state
+    stylize_batch(model, *warm, StyleSettings(), plan=TilePlan((2,), (32, None), (8, 0)))
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")  # reset the peak to the current RSS
+    before = _status_bytes("VmRSS")
+    stylize_batch(model, *images, StyleSettings(), plan=plan)
+    peak = _status_bytes("VmHWM")
+    print(peak - before, peak)
+
+
+def _tiling_configs(n: int, budgets_gib: list[float]) -> list[tuple[str, TilePlan]]:
+    configs = [("untiled", TilePlan())]
+    for gib in budgets_gib:
+        auto = transfer_plan(n, n, "fp32", memory_budget_bytes=int(gib * 2**30))
+        if not auto.is_whole:
+            configs.append((f"auto, --memory-gib {gib:g}", auto))
+    for tile in (1024, 512):
+        if tile < n:
+            configs.append((f"--tile {tile}", transfer_plan(n, n, "fp32", tile=tile)))
+    for tile in (1024, 512):
+        if tile < n:
+            configs.append((f"earlier: net in {tile} tiles", TilePlan.single(tile, 96)))
+    return configs
+
+
+def _describe(plan: TilePlan) -> str:
+    if plan.is_whole and plan.style_tile is None:
+        return "whole"
+    bounds = plan.stage_bounds(5)
+    stages = ", ".join(
+        f"b{a + 1}-{b}:{'whole' if t is None else t}"
+        for (a, b), t in zip(bounds, plan.tiles, strict=True)
+    )
+    cache = " +content cache" if plan.cache_content else ""
+    return f"{stages}; style {plan.style_tile or 'whole'}{cache}"
+
+
+def tiled_run(sizes: list[int], repeats: int, budgets_gib: list[float], threads: int) -> None:
+    """Untiled vs tiled per n^2 tilt, interleaved in this process; peaks in children."""
+    model = load_backbone("vgg16-hed")
+    settings = StyleSettings()
+    print(
+        f"tiled vs untiled, fp32, {threads} threads, medians of {repeats} (interleaved); "
+        "peak = working peak RSS of one tilt in a child process, vs the estimate; "
+        "diff = |tiled - untiled| in [0, 1] image units, max and fraction of pixels > 1e-4"
+    )
+    for n in sizes:
+        g = torch.Generator().manual_seed(n)
+        images = [torch.rand(1, n, n, generator=g) for _ in range(3)]
+        configs = _tiling_configs(n, budgets_gib)
+        # Peaks first, in children, while this process holds little memory.
+        release_free_memory()
+        peaks = {label: _peak_of(n, plan, threads)[0] for label, plan in configs}
+        times: dict[str, list[float]] = {label: [] for label, _ in configs}
+        results: dict[str, torch.Tensor] = {}
+        stylize_batch(model, *images, settings)  # warm-up, untimed
+        for _ in range(repeats):
+            for label, plan in configs:
+                t0 = time.perf_counter()
+                results[label] = stylize_batch(model, *images, settings, plan=plan)
+                times[label].append(time.perf_counter() - t0)
+        base = statistics.median(times["untiled"])
+        print(f"{n}^2:")
+        print(
+            f"  {'config':28s} {'s/tilt':>7s} {'x untiled':>9s} {'peak GiB':>8s} "
+            f"{'est. GiB':>8s} {'max diff':>9s} {'> 1e-4':>8s}  plan"
+        )
+        for label, plan in configs:
+            seconds = statistics.median(times[label])
+            working = peaks[label]
+            estimate = plan_bytes(n, n, plan, "fp32")
+            diff = (results[label] - results["untiled"]).abs()
+            print(
+                f"  {label:28s} {seconds:7.1f} {seconds / base:9.2f} {working / 2**30:8.2f} "
+                f"{estimate / 2**30:8.2f} {diff.max().item():9.1e} "
+                f"{(diff > 1e-4).float().mean().item():8.1e}  {_describe(plan)}",
+                flush=True,
+            )
+        del images, results
+        release_free_memory()  # before the next size's children
+
+
+def memory_run(sizes: list[int], threads: int) -> None:
+    """The memory estimate against the measured peak RSS, plan by plan."""
+    print(f"memory estimate (plan_bytes) vs measured working peak RSS, fp32, {threads} threads")
+    print(f"  {'size':>6s} {'measured GiB':>12s} {'estimate GiB':>12s} {'ratio':>6s}  plan")
+    for n in sizes:
+        plans = [TilePlan()] if n <= 1024 else []
+        plans += [transfer_plan(n, n, "fp32", memory_budget_bytes=gib * 2**30) for gib in (1, 2, 4)]
+        plans += [transfer_plan(n, n, "fp32", tile=n // 2), TilePlan.single(n // 4, 96)]
+        plans += [TilePlan((2, 3), (n // 4, n // 2, None), (8, 16, 0), n // 2, 64, True)]
+        for plan in dict.fromkeys(plans):  # unique, in order
+            working, _ = _peak_of(n, plan, threads)
+            estimate = plan_bytes(n, n, plan, "fp32")
+            print(
+                f"  {n:>5}^2 {working / 2**30:12.2f} {estimate / 2**30:12.2f} "
+                f"{working / estimate:6.2f}  {_describe(plan)}",
+                flush=True,
+            )
+
+
+def _faket_style(folder: Path, shape: tuple[int, int], style_shape: tuple[int, int], gib: float):
+    """Write one random tilt of each stack and run `faket style` on it in a child process."""
+    import numpy as np
+
+    from faket.io import write_mrc
+
+    rng = np.random.default_rng(0)
+    for name, (ny, nx) in (("init", shape), ("content", shape), ("style", style_shape)):
+        data = rng.standard_normal((1, ny, nx), dtype=np.float32)
+        write_mrc(data, folder / f"{name}.mrc", voxel_size_a=10.0)
+    out = folder / f"faket_{shape[0]}_{style_shape[0]}.mrc"
+    args = ["style", "--init", "init.mrc", "--content", "content.mrc", "--style", "style.mrc"]
+    args += ["-o", out.name, "--memory-gib", str(gib), "--precision", "fp32"]
+    code = (
+        "import resource, sys; from faket.cli import main; code = main(sys.argv[1:]); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(code)"
+    )
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], check=True, cwd=folder, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - t0
+    peak = int(done.stdout.split()[-1]) * 1024  # the command's own peak RSS (KiB on Linux)
+    return seconds, peak
+
+
+def large_run() -> None:
+    """One 3500^2 tilt under --memory-gib 3; a 5760 x 4092 style against 512^2."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for shape, style_shape, gib in (
+            ((3500, 3500), (3500, 3500), 3.0),
+            ((512, 512), (5760, 4092), 2.0),
+        ):
+            seconds, peak = _faket_style(folder, shape, style_shape, gib)
+            inputs = 4 * (2 * shape[0] * shape[1] + style_shape[0] * style_shape[1])
+            print(
+                f"faket style, one {shape[0]} x {shape[1]} tilt, style {style_shape[0]} x "
+                f"{style_shape[1]}, --memory-gib {gib:g}: {seconds:.0f} s, peak RSS of the "
+                f"command {peak / 2**30:.2f} GiB ({peak / 1e9:.2f} GB; inputs "
+                f"{inputs / 2**30:.2f} GiB)",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
@@ -170,11 +362,33 @@ def main() -> None:
     parser.add_argument("--tilts", type=int, default=2, help="tilts per timed call")
     parser.add_argument("--full", action="store_true", help="also run 61 x 1024^2 in bf16")
     parser.add_argument("--full-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tiled", action="store_true", help="untiled vs tiled (fp32)")
+    parser.add_argument("--memory", action="store_true", help="memory estimate vs peak RSS")
+    parser.add_argument("--large", action="store_true", help="3500^2 under --memory-gib 3")
+    parser.add_argument(
+        "--budget-gib", type=float, nargs="+", default=[4.0, 6.0], help="budgets of --tiled's auto"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (tiling modes)")
+    parser.add_argument("--peak-only", nargs=2, metavar=("N", "PLAN"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     # As the faket command does; it speeds up the oracle as much (same process).
     keep_freed_memory_for_reuse()
     if args.full_only:
         full_run()
+        return
+    if args.peak_only or args.tiled or args.memory:
+        torch.set_num_threads(args.threads)
+    if args.peak_only:
+        peak_only(int(args.peak_only[0]), eval(args.peak_only[1], {"TilePlan": TilePlan}))
+        return
+    if args.tiled or args.memory or args.large:
+        sizes = args.sizes if "--sizes" in sys.argv else [1024, 2048]
+        if args.tiled:
+            tiled_run(sizes, args.repeats, args.budget_gib, args.threads)
+        if args.memory:
+            memory_run(sizes, args.threads)
+        if args.large:
+            large_run()
         return
     settings = StyleSettings()
     ours_model = load_backbone("vgg16-hed")  # channels-last

@@ -380,9 +380,29 @@ def test_a_constant_noiseless_tilt_is_refused_by_noise_apply(run_cli, data, rng)
 
 
 # 5. A memory budget below one tilt's need is refused, with a tile that fits.
-def test_memory_budget_below_one_tilt_is_refused_with_a_tile_that_fits(run_cli, data, rng):
+def test_a_tile_over_the_memory_budget_is_refused_with_a_tile_that_fits(run_cli, data, rng):
     from faket.style.series import check_memory_budget
 
+    for name in ("big.mrc", "big2.mrc"):
+        write_mrc(rng.standard_normal((N_TILTS, 256, 256)).astype(np.float32), data / name)
+    args = ("style", "--init", "big.mrc", "--content", "big.mrc", "--style", "big2.mrc")
+    settings = ("--memory-gib", 0.1, "--precision", "fp32", "--halo", 16, "--tile", 240)
+    line = refused(
+        run_cli,
+        data,
+        *args,
+        *RANDOM,
+        *settings,
+        "-o",
+        "faket.mrc",
+        words=("--memory-gib", "one --tile 240 tile (--halo 16) needs about", "use --tile 64"),
+    )
+    assert re.search(r"or --memory-gib 0\.[1-9]\b", line), line
+    check_memory_budget(256, 256, "fp32", int(0.1 * 2**30), 64, 16)  # it does fit
+
+
+def test_a_budget_below_the_smallest_tiles_is_refused_with_what_fits(run_cli, data, rng):
+    """Without --tile the tilt is tiled to fit; only below the smallest tiles is it refused."""
     for name in ("big.mrc", "big2.mrc"):
         write_mrc(rng.standard_normal((N_TILTS, 256, 256)).astype(np.float32), data / name)
     args = ("style", "--init", "big.mrc", "--content", "big.mrc", "--style", "big2.mrc")
@@ -393,12 +413,13 @@ def test_memory_budget_below_one_tilt_is_refused_with_a_tile_that_fits(run_cli, 
         *args,
         *RANDOM,
         *settings,
+        "--working-size",
+        1024,
         "-o",
         "faket.mrc",
-        words=("--memory-gib", "one 256 x 256 tilt needs about 0.18 GiB", "use --tile 144"),
+        words=("one 1024 x 1024 tilt", "at --working-size 1024", "even the smallest tiles"),
     )
-    assert "--memory-gib 0.2" in line
-    check_memory_budget(256, 256, "fp32", int(0.1 * 2**30), 144, 16)  # it does fit
+    assert re.search(r"use --memory-gib 0\.[2-9] \(no --tile fits", line), line
 
 
 # 6. Wrong words.

@@ -9,8 +9,8 @@ import torch
 
 from faket.errors import FaketInputError
 from faket.style import StyleSettings, load_backbone, optimise_image, stylize_batch
-from faket.style.series import match_mean_std, stylize_tilt_series
-from faket.style.tiling import loss_gradient, style_gram_targets, tile_grid
+from faket.style.series import match_mean_std, plan_bytes, stylize_tilt_series
+from faket.style.tiling import TilePlan, loss_gradient, style_gram_targets, tile_grid
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +156,9 @@ def test_tilt_series_is_normalised_batched_and_matched_to_the_style(model, image
     style = style * torch.linspace(1, 3, 3)[:, None, None]
     one_batch = stylize_tilt_series(model, initial, content, style)
     calls = []
+    one_tilt = plan_bytes(64, 64, TilePlan(), "fp32")  # a budget that holds one tilt
     per_tilt = stylize_tilt_series(
-        model, initial, content, style, memory_budget_bytes=1, progress=calls.append
+        model, initial, content, style, memory_budget_bytes=one_tilt, progress=calls.append
     )
     assert calls == [1, 1, 1]
     # Batching changes no arithmetic per tilt but the summation order of float reductions.

@@ -14,7 +14,8 @@ import torch
 from skimage.transform import resize
 
 from faket.style import StyleSettings, load_backbone, stylize_batch
-from faket.style.series import resize_images, stylize_tilt_series, working_shape
+from faket.style.series import plan_bytes, resize_images, stylize_tilt_series, working_shape
+from faket.style.tiling import TilePlan
 
 # Two style layers and relu2_2 for the content: the backbone stops after its second
 # block, which keeps these tests fast; the working size does not depend on the depth.
@@ -154,11 +155,23 @@ def test_the_memory_budget_and_tiles_apply_at_the_working_size(model):
             model, initial, content, style, SHALLOW, working_size=48, **options
         )
 
-    # One 48 x 48 working tilt needs 3000 B/pixel x 2304 = 6.9 MB: a 7 MB budget runs one
-    # tilt per batch at the working size (four 24 x 24 tilts would fit natively).
+    # A budget of one 48 x 48 working tilt runs one tilt per batch at the working size,
+    # where natively both 24 x 24 tilts run at once.
+    one_tilt = plan_bytes(48, 48, TilePlan(), "fp32", style_shape=(24, 24), settings=SHALLOW)
     calls = []
-    per_tilt = run(memory_budget_bytes=7_000_000, progress=calls.append)
+    per_tilt = run(memory_budget_bytes=one_tilt, progress=calls.append)
     assert calls == [1, 1]
+    native = []
+    stylize_tilt_series(
+        model,
+        initial,
+        content,
+        style,
+        SHALLOW,
+        memory_budget_bytes=one_tilt,
+        progress=native.append,
+    )
+    assert native == [2]
     whole = run()
     scale = style.std((1, 2))[:, None, None]
 

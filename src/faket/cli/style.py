@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -30,17 +31,25 @@ def _memory_advice(
 
     ``ny, nx`` is the shape the transfer runs at (the --working-size shape if given).
     """
-    need_gib = math.ceil(err.needed_bytes / 2**30 * 10) / 10
+
+    def gib(n: int) -> str:
+        return f"{math.ceil(n / 2**30 * 10) / 10:g}"
+
     what = f"one {ny} x {nx} tilt" if tile is None else f"one --tile {tile} tile (--halo {halo})"
     if working_size is not None:
         what += f" at --working-size {working_size}"
     line = (
         f"{what} needs about {err.needed_bytes / 2**30:.2f} GiB in {precision}, more than "
-        f"--memory-gib {err.budget_bytes / 2**30:.2g}; "
+        f"--memory-gib {err.budget_bytes / 2**30:.2g}"
     )
     if err.fitting_tile is not None:
-        return line + f"use --tile {err.fitting_tile} or --memory-gib {need_gib:g}"
-    return line + f"use --memory-gib {need_gib:g} (no --tile fits with --halo {halo})"
+        return line + f"; use --tile {err.fitting_tile} or --memory-gib {gib(err.needed_bytes)}"
+    if err.least_bytes is not None:
+        line += f", and even the smallest tiles need {err.least_bytes / 2**30:.2f} GiB"
+        return (
+            line + f"; use --memory-gib {gib(err.least_bytes)} (no --tile fits with --halo {halo})"
+        )
+    return line + f"; use --memory-gib {gib(err.needed_bytes)} (no --tile fits with --halo {halo})"
 
 
 @click.command()
@@ -118,22 +127,27 @@ def _memory_advice(
     type=click.IntRange(min=16),
     default=None,
     help="Tile the detector in cores of N pixels (a multiple of 16) for large "
-    "detectors; default: whole images.",
+    "detectors; the deeper blocks and the style run in tiles of their own within the "
+    "same memory. Default: whole tilts, or tiles chosen to fit --memory-gib.",
 )
 @click.option(
     "--halo",
     type=click.IntRange(min=0),
     default=96,
     show_default=True,
-    help="Context around each tile, in pixels (a multiple of 16); >= 80 is exact.",
+    help="Most context around each tile, in pixels (a multiple of 16); each stage of "
+    "blocks takes the context that makes it exact (in all 58 px for VGG-16, 70 px for "
+    "VGG-19), so >= 80 is exact.",
 )
 @click.option(
     "--memory-gib",
     type=click.FloatRange(min=0.1),
     default=2.0,
     show_default=True,
-    help="Working memory for one batch of tilts, in GiB; a budget that one tilt (or one "
-    "--tile) exceeds is refused, with a --tile that fits.",
+    help="Working memory in GiB, for one batch of tilts and for one tilt: a tilt that "
+    "would need more runs in tiles chosen to fit (the same result), unless --tile is "
+    "given. A budget that not even the smallest tiles (or the --tile) fit is refused, "
+    "with what would fit. Peak memory is about this plus the input and output series.",
 )
 @click.option(
     "--working-size",
@@ -184,6 +198,8 @@ def style(
                   -o faket.mrc
       faket style --init noisy.mrc --content content.mrc --style reference.mrc \\
                   -o faket.mrc --working-size 1024
+      faket style --init noisy.mrc --content content.mrc --style reference.mrc \\
+                  -o faket.mrc --memory-gib 3     # a 3500 x 3500 detector, tiled to fit
     """
     from faket.io.provenance import provenance_path
 
@@ -212,11 +228,12 @@ def style(
     from faket.io import read_mrc, write_mrc
     from faket.io.provenance import write_provenance
     from faket.style import StyleSettings, load_backbone
+    from faket.style.backbones import VGG16_BLOCKS, VGG19_BLOCKS
     from faket.style.series import (
         MemoryBudgetError,
-        check_memory_budget,
         check_style_inputs,
         stylize_tilt_series,
+        transfer_plan,
         working_shape,
     )
 
@@ -231,12 +248,26 @@ def style(
     tensors = {k: torch.from_numpy(v.data) for k, v in stacks.items()}
     check_style_inputs(tensors["init"], tensors["content"], tensors["style"], names)
     budget = int(memory_gib * 2**30)
+    _, sy, sx = stacks["style"].data.shape
     try:
         wy, wx = (ny, nx) if working_size is None else working_shape(ny, nx, working_size)
+        if working_size is not None:
+            sy, sx = working_shape(sy, sx, working_size, enlarge=False)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--working-size") from None
+    settings = StyleSettings(iterations=iterations, step_size=step_size)
     try:
-        check_memory_budget(wy, wx, precision, budget, tile, halo)
+        plan = transfer_plan(
+            wy,
+            wx,
+            precision,
+            tile=tile,
+            halo=halo,
+            memory_budget_bytes=budget,
+            style_shape=(sy, sx),
+            blocks=VGG16_BLOCKS if backbone == "vgg16-hed" else VGG19_BLOCKS,
+            settings=settings,
+        )
     except MemoryBudgetError as err:
         raise click.BadParameter(
             _memory_advice(err, wy, wx, precision, tile, halo, working_size),
@@ -245,7 +276,6 @@ def style(
     model = load_backbone(backbone, weights_path=weights, seed=seed)
     model = model.to(target)
     tensors = {k: v.to(target) for k, v in tensors.items()}
-    settings = StyleSettings(iterations=iterations, step_size=step_size)
     # Heap reuse (see faket._runtime) can fragment; trim when beyond inputs + one budget.
     trim = heap_trimmer(budget)
 
@@ -293,6 +323,8 @@ def style(
             "precision": precision,
             "tile": tile,
             "halo": halo,
+            "memory_gib": memory_gib,
+            "tile_plan": dataclasses.asdict(plan),
             "working_size": working_size,
             "working_shape": [wy, wx],
             "settings": settings.as_dict(),

@@ -1,6 +1,7 @@
-"""The style stage on whole tilt-series: normalisation, working size, batching, memory.
+"""The style stage on whole tilt-series: normalisation, working size, batching.
 
 The final grey levels are those of the style, per tilt (:func:`match_mean_std`).
+Memory and tiles are planned by :mod:`faket.style.planning` (re-exported here).
 """
 
 from __future__ import annotations
@@ -9,19 +10,41 @@ from collections.abc import Callable
 
 import torch
 
-from faket._precision import PRECISIONS
 from faket.errors import FaketInputError
 from faket.style.backbones import VGGFeatures
-from faket.style.tiling import ALIGN
+from faket.style.planning import (
+    DEFAULT_MEMORY_BUDGET_BYTES,
+    MemoryBudgetError,
+    auto_tile,
+    batch_plan,
+    check_memory_budget,
+    largest_fitting_tile,
+    plan_bytes,
+    plan_tiles,
+    style_bytes_per_tilt,
+    tilts_per_batch,
+    transfer_plan,
+)
 from faket.style.transfer import StyleSettings, stylize_batch
 
-DEFAULT_MEMORY_BUDGET_BYTES = 2 * 2**30
-"""Default working-memory budget of one batch of tilts (2 GiB)."""
-
-_BYTES_PER_PIXEL = {"fp32": 3000, "bf16": 1900, "fp16": 1900}
-"""Peak working memory per pixel of one tilt through VGG-16 to relu5_1 (measured at
-1024^2: 2.9 KB fp32, 1.85 KB bf16): activations kept for the backward pass, pooling
-indices, the content features, the injected feature gradients and backward buffers."""
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET_BYTES",
+    "MemoryBudgetError",
+    "auto_tile",
+    "check_memory_budget",
+    "check_style_inputs",
+    "largest_fitting_tile",
+    "match_mean_std",
+    "minmax_range",
+    "plan_bytes",
+    "plan_tiles",
+    "resize_images",
+    "style_bytes_per_tilt",
+    "stylize_tilt_series",
+    "tilts_per_batch",
+    "transfer_plan",
+    "working_shape",
+]
 
 
 def minmax_range(stack: torch.Tensor, name: str) -> tuple[float, float]:
@@ -185,75 +208,6 @@ def match_mean_std(images: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
     return ((x - mean) / std * ref_std + ref_mean).to(reference.dtype)
 
 
-def tilts_per_batch(
-    ny: int, nx: int, precision: str, memory_budget_bytes: int, tile: int | None, halo: int
-) -> int:
-    """Return how many tilts fit the memory budget at once (at least 1)."""
-    per_tilt = style_bytes_per_tilt(ny, nx, precision, tile, halo)
-    return max(1, memory_budget_bytes // per_tilt)
-
-
-def largest_fitting_tile(
-    ny: int, nx: int, precision: str, memory_budget_bytes: int, halo: int
-) -> int | None:
-    """Return the largest tile core (a multiple of 16) whose tile fits the budget.
-
-    Only tiles smaller than the image are considered; None when not even a 16-pixel
-    core with ``halo`` pixels of context fits.
-    """
-    largest = (max(ny, nx) - 1) // ALIGN * ALIGN  # a tile at least the image is no tile
-    for tile in range(largest, ALIGN - 1, -ALIGN):
-        if style_bytes_per_tilt(ny, nx, precision, tile, halo) <= memory_budget_bytes:
-            return tile
-    return None
-
-
-class MemoryBudgetError(ValueError):
-    """One tilt (or one tile of it) needs more working memory than the budget allows.
-
-    Attributes
-    ----------
-    needed_bytes : int
-        Estimated peak working memory of one tilt (one tile when tiling).
-    budget_bytes : int
-        The budget.
-    fitting_tile : int or None
-        The largest tile core that fits the budget with the same halo, if any.
-    """
-
-    def __init__(self, needed_bytes: int, budget_bytes: int, fitting_tile: int | None) -> None:
-        self.needed_bytes = needed_bytes
-        self.budget_bytes = budget_bytes
-        self.fitting_tile = fitting_tile
-        advice = (
-            f"tile={fitting_tile} fits" if fitting_tile is not None else "no tile fits this halo"
-        )
-        super().__init__(
-            f"one tilt needs about {needed_bytes / 2**30:.2f} GiB of working memory, more "
-            f"than memory_budget_bytes ({budget_bytes / 2**30:.2f} GiB); {advice}"
-        )
-
-
-def check_memory_budget(
-    ny: int, nx: int, precision: str, memory_budget_bytes: int, tile: int | None, halo: int
-) -> None:
-    """Refuse settings under which one tilt (or tile) needs more memory than the budget.
-
-    :func:`stylize_tilt_series` batches as many tilts as the budget holds, but always runs
-    at least one; call this first to refuse, before any work, a budget that one tilt
-    would exceed.
-
-    Raises
-    ------
-    MemoryBudgetError
-        With the estimated need and the largest tile that would fit.
-    """
-    needed = style_bytes_per_tilt(ny, nx, precision, tile, halo)
-    if needed > memory_budget_bytes:
-        fitting = largest_fitting_tile(ny, nx, precision, memory_budget_bytes, halo)
-        raise MemoryBudgetError(needed, memory_budget_bytes, fitting)
-
-
 def check_style_inputs(
     initial: torch.Tensor,
     content: torch.Tensor,
@@ -284,17 +238,6 @@ def check_style_inputs(
     return [minmax_range(x, n) for x, n in zip((initial, content, style), names, strict=True)]
 
 
-def style_bytes_per_tilt(
-    ny: int, nx: int, precision: str, tile: int | None = None, halo: int = 96
-) -> int:
-    """Return the working memory of one tilt (or its largest tile with halo), in bytes."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}")
-    if tile is not None:
-        ny, nx = min(ny, tile + 2 * halo), min(nx, tile + 2 * halo)
-    return _BYTES_PER_PIXEL[precision] * ny * nx
-
-
 def stylize_tilt_series(
     model: VGGFeatures,
     initial: torch.Tensor,
@@ -305,7 +248,7 @@ def stylize_tilt_series(
     precision: str = "fp32",
     tile: int | None = None,
     halo: int = 96,
-    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+    memory_budget_bytes: int | None = None,
     working_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     names: tuple[str, str, str] = ("initial", "content", "style"),
@@ -327,13 +270,16 @@ def stylize_tilt_series(
     precision : str
         ``fp32``, ``bf16`` or ``fp16`` for the convolutions.
     tile, halo : int or None
-        Tile the detector in cores of ``tile`` pixels with ``halo`` pixels of context
-        (multiples of 16) for detectors too large for memory; None: whole images. With
-        ``working_size``, tiles are cut from the resized images.
-    memory_budget_bytes : int
-        Working memory for one batch of tilts (at the working shape); sets how many tilts
-        run at once (at least one: :func:`check_memory_budget` refuses a budget one tilt
-        would exceed).
+        Tile the detector in cores of ``tile`` pixels (a multiple of 16) for detectors
+        too large for memory, with at most ``halo`` pixels of context (a multiple of 16;
+        each stage takes the context that makes it exact, :mod:`faket.style.tiling`).
+        None: whole tilts, or with a budget the tiles :func:`transfer_plan` chooses.
+        With ``working_size``, tiles are cut from the resized images.
+    memory_budget_bytes : int, optional
+        Working memory for one batch of tilts (at the working shape): it sets how many
+        tilts run at once, and one tilt that would exceed it runs in tiles chosen to
+        fit (:func:`plan_tiles`). None (default): batches of
+        :data:`DEFAULT_MEMORY_BUDGET_BYTES` and no automatic tiling.
     working_size : int, optional
         Run the transfer with the longer image side at this many pixels, as the FakET
         authors' CLI does (its end scale; 1024 in the paper, SHREC's native size): each
@@ -357,6 +303,8 @@ def stylize_tilt_series(
     FaketInputError
         If the tilt counts differ, shapes of initial and content differ, or a stack is
         constant or holds NaN/Inf.
+    MemoryBudgetError
+        If nothing fits ``memory_budget_bytes`` (a :class:`ValueError`).
     ValueError
         If ``working_size`` is not positive, or so small that a side would vanish.
     """
@@ -368,7 +316,9 @@ def stylize_tilt_series(
     if working_size is not None:
         shape = working_shape(ny, nx, working_size)
         style_shape = working_shape(*style_shape, working_size, enlarge=False)
-    batch = tilts_per_batch(*shape, precision, memory_budget_bytes, tile, halo)
+    plan, batch = batch_plan(
+        shape, precision, style_shape, model.blocks, settings, tile, halo, memory_budget_bytes
+    )
     out = torch.empty((n_tilts, ny, nx), dtype=torch.float32, device=initial.device)
     for start in range(0, n_tilts, batch):
         part = slice(start, min(n_tilts, start + batch))
@@ -379,8 +329,7 @@ def stylize_tilt_series(
             resize_images(_normalised(style, part, ranges[2]), style_shape),
             settings,
             precision=precision,
-            tile=tile,
-            halo=halo,
+            plan=plan,
         )
         out[part] = resize_images(result, (ny, nx))
         if progress is not None:

@@ -27,7 +27,13 @@ import torch
 
 from faket._precision import autocast_context
 from faket.style.backbones import VGGFeatures
-from faket.style.tiling import LossSpec, Tile, loss_gradient, style_gram_targets, tile_grid
+from faket.style.tiling import (
+    LossSpec,
+    TilePlan,
+    staged_loss_gradient,
+    style_gram_targets,
+    tile_grid,
+)
 
 
 @dataclass(frozen=True)
@@ -127,10 +133,15 @@ def optimise_image(
     decay = settings.ema_decay
     x0 = initial.detach()
     if settings.iterations == 1 and closed_form:
+        # In place on the gradient: one temporary image, not five (large detectors).
         g = gradient_of(x0)
-        x1 = (x0 - settings.step_size * g / (g.abs() + settings.adam_eps)).clamp_(0, 1)
-        # EMA seeded with x0 and updated with x1, bias-corrected by 1 - decay^2.
-        average = (decay * (1 - decay) * x0 + (1 - decay) * x1) / (1 - decay * decay)
+        scale = g.abs().add_(settings.adam_eps)
+        step = g.mul_(settings.step_size).div_(scale)
+        del scale
+        x1 = step.neg_().add_(x0).clamp_(0, 1)  # x0 - step
+        # EMA seeded with x0 and updated with x1, bias-corrected by 1 - decay^2 (the
+        # same roundings as the expression written out).
+        average = x1.mul_(1 - decay).add_(decay * (1 - decay) * x0).div_(1 - decay * decay)
         return average.mean(1, keepdim=True)
     image = x0.clone().requires_grad_(True)
     optimiser = torch.optim.Adam(
@@ -158,6 +169,7 @@ def stylize_batch(
     tile: int | None = None,
     halo: int = 96,
     closed_form: bool = True,
+    plan: TilePlan | None = None,
 ) -> torch.Tensor:
     """Stylise a batch of grey images already in [0, 1].
 
@@ -175,10 +187,14 @@ def stylize_batch(
         ``fp32``, ``bf16`` or ``fp16``: autocast of the convolutions; reductions stay
         float32.
     tile, halo : int or None
-        Tile core and halo in pixels (multiples of 16), see :mod:`faket.style.tiling`;
-        None processes whole images.
+        Tile core and halo in pixels (multiples of 16) of the whole network, for the
+        images and the style, see :mod:`faket.style.tiling`; None processes whole
+        images. Ignored when ``plan`` is given.
     closed_form : bool
         See :func:`optimise_image`.
+    plan : TilePlan, optional
+        Stages and tiles (:func:`faket.style.series.plan_tiles` chooses them for a
+        memory budget); default ``TilePlan.single(tile, halo)``.
 
     Returns
     -------
@@ -188,19 +204,28 @@ def stylize_batch(
     autocast = autocast_context(initial.device, precision)
     spec = settings.loss_spec()
     fmt = torch.channels_last
-
-    def three(x: torch.Tensor) -> torch.Tensor:
-        return x[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=fmt)
-
-    tiles: list[Tile] = tile_grid(initial.shape[-2], initial.shape[-1], tile, halo)
-    style_tiles = tile_grid(style.shape[-2], style.shape[-1], tile, halo)
-    grams = style_gram_targets(model, three(style), spec.style_weights, style_tiles, autocast)
-    content3 = three(content)
+    plan = plan or TilePlan.single(tile, halo)
+    last_conv = max(model.names.index(n) for n in (spec.content_layer, *spec.style_weights))
+    stages = plan.stages(initial.shape[-2], initial.shape[-1], model.blocks, last_conv)
+    style_tiles = tile_grid(style.shape[-2], style.shape[-1], plan.style_tile, plan.style_halo)
+    # Content and style stay grey; each tile is copied into three channels when it runs.
+    grams = style_gram_targets(model, style[:, None], spec.style_weights, style_tiles, autocast)
+    content1 = content[:, None]
 
     def gradient_of(image: torch.Tensor) -> torch.Tensor:
         image = image.contiguous(memory_format=fmt)
-        grad, _ = loss_gradient(model, image, content3, grams, spec, tiles, autocast)
+        grad, _ = staged_loss_gradient(
+            model,
+            image,
+            content1,
+            grams,
+            spec,
+            stages,
+            autocast,
+            cache_content=plan.cache_content,
+        )
         return grad
 
-    out = optimise_image(three(initial).float(), gradient_of, settings, closed_form=closed_form)
+    initial3 = initial[:, None].expand(-1, 3, -1, -1).contiguous(memory_format=fmt)
+    out = optimise_image(initial3.float(), gradient_of, settings, closed_form=closed_form)
     return out[:, 0]
