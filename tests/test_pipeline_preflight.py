@@ -110,6 +110,10 @@ def _too_large_particle(tmp: Path, out: Path) -> FaketConfig:
     return _with(tiny_config(out), phantom={"voxel_size_a": 5.0, "vesicles": 0})
 
 
+def _style_memory_below_any_tiles(tmp: Path, out: Path) -> FaketConfig:
+    return _with(tiny_config(out), style={"working_size": 1024, "memory_gib": 0.1})
+
+
 def _output_is_a_file(tmp: Path, out: Path) -> FaketConfig:
     out.write_text("not a folder")
     return tiny_config(out)
@@ -135,6 +139,10 @@ CASES: dict[str, tuple[Callable[[Path, Path], FaketConfig], str]] = {
     "noiseless shape": (_noiseless_shape, "noise.noiseless: shape (11, 8, 8) differs"),
     "particle too large": (_too_large_particle, "in the box (32, 64, 64) with a slab of 32 voxels"),
     "output is a file": (_output_is_a_file, "run.output: a file of that name exists"),
+    "style memory below any tiles": (
+        _style_memory_below_any_tiles,
+        "style.memory_gib: one 1024 x 1024 tilt needs about",
+    ),
 }
 
 
@@ -170,6 +178,34 @@ def test_disk_and_memory_that_cannot_fit_are_refused_with_the_numbers(tmp_path, 
     with pytest.raises(FaketInputError, match=r"run.workers: 2 task\(s\) at once need about"):
         simulate_dataset(tiny_config(out, workers=2))
     assert not out.exists()
+
+
+def test_the_style_runs_within_style_memory_gib_tiled_where_a_tilt_needs_more(
+    tmp_path, monkeypatch
+):
+    """The run's budget reaches the transfer (tiling tested in test_style_tiling_auto.py)."""
+    import faket.style.series as series
+    from faket.style.series import style_bytes_per_tilt
+
+    config = _with(tiny_config(tmp_path / "ds"), style={"working_size": 1024, "memory_gib": 1.0})
+    plan = plan_run(config)
+    assert plan.resources.memory_bytes >= 2**30  # the style's budget is in the estimate
+    whole = style_bytes_per_tilt(1024, 1024, plan.precision)
+    assert whole > 2**30  # one whole tilt would not fit, so the run tiles it
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def record(*args, **options):
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(series, "stylize_tilt_series", record)
+    with pytest.raises(Stop):
+        simulate_dataset(config)
+    assert seen["memory_budget_bytes"] == 2**30 and seen["working_size"] == 1024
 
 
 def test_the_disk_estimate_is_within_15_percent_of_a_real_dataset(tmp_path):

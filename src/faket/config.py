@@ -294,7 +294,13 @@ class StyleConfig(_Model):
     )
     tile: PositiveInt | None = Field(
         default=None,
-        description="Tile size in pixels (multiple of 16) for large detectors; null: whole.",
+        description="Tile size in pixels (multiple of 16) for large detectors; null: whole "
+        "tilts, or tiles chosen to fit memory_gib.",
+    )
+    memory_gib: Annotated[float, Field(ge=0.1)] = Field(
+        default=2.0,
+        description="Working memory of the transfer in GiB, per batch of tilts and per "
+        "tilt: a tilt that needs more runs in tiles chosen to fit (the same result).",
     )
     working_size: Annotated[int, Field(ge=16)] | None = Field(
         default=None,
@@ -306,6 +312,11 @@ class StyleConfig(_Model):
         description="Noise models whose NOISY is also styled with a randomly initialised "
         "backbone (the paper's FAKET_RANDOM ablation), into faket_random<suffix>.mrc.",
     )
+
+    @property
+    def memory_bytes(self) -> int:
+        """``memory_gib`` in bytes."""
+        return int(self.memory_gib * 2**30)
 
     @field_validator("tile")
     @classmethod

@@ -13,9 +13,11 @@ any of it again.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +34,9 @@ from faket.pipeline.layout import (
 )
 from faket.pipeline.references import ReferenceFile, check_reference
 from faket.pipeline.resources import ResourceEstimate, check_resources, estimate_resources
+
+if TYPE_CHECKING:
+    from faket.style.series import MemoryBudgetError
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ def plan_run(config: FaketConfig, *, check_resources_fit: bool = True) -> RunPla
     _check_structures(config)
     references = _check_references(config, angles)
     _check_stats_file(config, angles)
-    style_bytes = _check_style(config, precision, device)
+    style_bytes = _check_style(config, precision, device, [r.run_shape for r in references])
     cache = read_hash_cache(output)
     digest = inputs_digest(files, cache)
     thickness = config.tomogram_thickness()
@@ -299,19 +304,69 @@ def _check_stats_file(config: FaketConfig, angles: np.ndarray) -> None:
             )
 
 
-def _check_style(config: FaketConfig, precision: str, device: str) -> int:
+def _check_style(
+    config: FaketConfig, precision: str, device: str, style_shapes: list[tuple[int, int]]
+) -> int:
     """Load the backbone (weights checked) and return one tilt's working bytes.
 
     Loaded on the run's device, so an in-process run reuses it (`load_style_backbone`
-    caches it per process) instead of loading it a second time.
+    caches it per process) instead of loading it a second time. ``style_shapes``: the
+    references' images on the run's grid (the largest sets the style's memory).
+
+    Raises
+    ------
+    FaketInputError
+        Naming style.memory_gib (or style.tile) when not even the smallest tiles fit.
     """
     from faket.pipeline.stages import load_style_backbone
-    from faket.style.series import style_bytes_per_tilt
+    from faket.style import StyleSettings
+    from faket.style.backbones import VGG16_BLOCKS, VGG19_BLOCKS
+    from faket.style.series import MemoryBudgetError, style_bytes_per_tilt, transfer_plan
+    from faket.style.series import working_shape as resized
 
     s = config.style
     load_style_backbone(s.backbone, None if s.weights_path is None else str(s.weights_path), device)
     _, ny, nx = config.phantom.shape_zyx
-    return style_bytes_per_tilt(ny, nx, precision, s.tile)
+    sy, sx = max(style_shapes, key=lambda yx: yx[0] * yx[1], default=(ny, nx))
+    if s.working_size is not None:
+        ny, nx = resized(ny, nx, s.working_size)
+        sy, sx = resized(sy, sx, s.working_size, enlarge=False)
+    settings = StyleSettings(iterations=s.iterations, step_size=s.step_size)
+    backbones = {s.backbone, *(["random"] if s.ablation_models else [])}
+    needs = []
+    for blocks in {VGG16_BLOCKS if b == "vgg16-hed" else VGG19_BLOCKS for b in backbones}:
+        style = functools.partial(
+            style_bytes_per_tilt,
+            memory_budget_bytes=s.memory_bytes,
+            style_shape=(sy, sx),
+            blocks=blocks,
+            settings=settings,
+        )
+        try:  # the planner itself refuses a budget nothing fits
+            transfer_plan(ny, nx, precision, tile=s.tile, **style.keywords)
+        except MemoryBudgetError as err:
+            raise FaketInputError(_memory_advice(err, s.tile, (ny, nx), precision)) from None
+        needs.append(style(ny, nx, precision, s.tile))
+    return max(needs)
+
+
+def _memory_advice(
+    err: MemoryBudgetError, tile: int | None, shape: tuple[int, int], precision: str
+) -> str:
+    """One line: what the style transfer needs and the setting that would fit."""
+
+    def gib(n: int) -> str:
+        return f"{math.ceil(n / 2**30 * 10) / 10:g}"
+
+    what = f"one {shape[0]} x {shape[1]} tilt" + ("" if tile is None else f" in tiles of {tile}")
+    need = err.needed_bytes if err.least_bytes is None else err.least_bytes
+    line = (
+        f"style.memory_gib: {what} needs about {need / 2**30:.2f} GiB in {precision}, more "
+        f"than {err.budget_bytes / 2**30:.2g} GiB; "
+    )
+    if err.fitting_tile is not None:
+        return line + f"set style.tile to {err.fitting_tile} or null, or memory_gib to {gib(need)}"
+    return line + f"set style.memory_gib to {gib(need)}"
 
 
 def _written_bytes(output: Path) -> int:

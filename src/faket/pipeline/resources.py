@@ -119,7 +119,7 @@ def estimate_resources(
     back_projector = (
         _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
     )
-    style = max(style_bytes_per_tilt, 2 * 2**30)
+    style = max(style_bytes_per_tilt, config.style.memory_bytes)
     n_series = 7 + 3 * extra + ablation  # modalities, reference, style's
     backbones = (2 if ablation else 1) * _BACKBONE_BYTES  # the random one is cached too
     phase3 = n_series * series + style + backbones + back_projector + tomogram

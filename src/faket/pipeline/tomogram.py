@@ -90,7 +90,7 @@ def _make_faket(
     """
     from faket._runtime import heap_trimmer
     from faket.style import StyleSettings
-    from faket.style.series import DEFAULT_MEMORY_BUDGET_BYTES, stylize_tilt_series
+    from faket.style.series import stylize_tilt_series
 
     s = plan.config.style
     folder = plan.specimens[index].folder
@@ -108,9 +108,10 @@ def _make_faket(
         StyleSettings(iterations=s.iterations, step_size=s.step_size),
         precision=plan.precision,
         tile=s.tile,
+        memory_budget_bytes=s.memory_bytes,
         working_size=s.working_size,
         # As faket style: heap reuse must not grow memory from tomogram to tomogram.
-        progress=heap_trimmer(DEFAULT_MEMORY_BUDGET_BYTES),
+        progress=heap_trimmer(s.memory_bytes),
         names=(
             str(folder / f"{noisy}.mrc"),
             str(folder / f"{content}.mrc"),
