@@ -1,0 +1,130 @@
+"""Benchmark: one FakET tomogram end to end through `faket simulate`, each stage timed.
+
+A SHREC-sized specimen (default 512 x 1024 x 1024 voxels at 5 A, 61 tilts of -60..60),
+the built-in microscope as the reference (of a second specimen, as the method needs),
+both noise modalities, the style transfer and the reconstruction of every modality, in
+this process (so the peak resident memory is the run's). The FakET part is what a user
+who has a reference pays per tomogram: projection + noise + style + the FAKET
+reconstruction (timed again on its own after the run, with the run's settings).
+
+The authors' pipeline on 61 x 1024^2 on this project's machines took about 23 min for
+the projection (radontea's per-slice Radon transform) and about 21 min for the style
+transfer (their per-tilt loop); ``--authors-s`` sets that reference figure, and the
+ratio is printed.
+
+    python benchmarks/pipeline.py                                # SHREC-sized, 61 tilts
+    python benchmarks/pipeline.py --shape 64 256 256 --voxel 20 --vesicles 0  # quick
+    python benchmarks/pipeline.py --precision bf16 --threads 16  # e.g. an AMX machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from faket.config import FaketConfig
+from faket.io import read_json_object, read_mrc
+from faket.pipeline import simulate_dataset
+from faket.pipeline.stages import reconstruct_series
+
+AUTHORS_S = 23 * 60 + 21 * 60
+"""The authors' projection + style transfer of 61 x 1024^2 on this project's machines."""
+
+_CLASSES = ("ribosome", "barrel", "cage", "ring", "globule", "rod")
+"""Built-in classes the particles are spread over (evenly)."""
+
+FAKET_STAGES = ("project", "modalities", "style", "reconstruct_faket")
+"""The stages of the FakET part, as timed."""
+
+
+def config(args: argparse.Namespace, output: Path) -> FaketConfig:
+    """The run: one tomogram, the microscope's reference of a second specimen."""
+    per_class = max(1, args.particles // len(_CLASSES))
+    return FaketConfig.from_dict(
+        {
+            "run": {
+                "output": str(output),
+                "n_tomograms": 1,
+                "device": args.device,
+                "precision": args.precision,
+                "threads": args.threads,
+                "seed": 0,
+            },
+            "phantom": {
+                "shape_zyx": list(args.shape),
+                "voxel_size_a": args.voxel,
+                "builtin": dict.fromkeys(_CLASSES, per_class),
+                "vesicles": args.vesicles,
+                "fiducials": args.fiducials,
+            },
+            "projection": {"tilt_min_deg": -60, "tilt_max_deg": 60, "tilt_step_deg": 2},
+            "style": {"memory_gib": args.memory_gib},
+            "noise": {"extra_models": []},
+        }
+    )
+
+
+def peak_rss_gib() -> float:
+    """Peak resident memory of this process so far, GiB (Linux: ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def run(args: argparse.Namespace, output: Path) -> dict[str, float]:
+    """Run the dataset; return the stage seconds of tomogram 0 and the reference's."""
+    cfg = config(args, output)
+    t0 = time.perf_counter()
+    result = simulate_dataset(cfg, report=False)
+    seconds = {"wall": time.perf_counter() - t0}
+    assert result.plan is not None
+    plan = result.plan
+    seconds.update(result.timings_s[0])
+    for spec in plan.specimens[1:]:  # the reference's specimen: phase 1 only
+        marker = read_json_object(spec.folder / "specimen.json") or {}
+        timings = marker.get("timings_s", {})
+        seconds.update({f"reference specimen: {k}": v for k, v in timings.items()})
+    faket = torch.from_numpy(read_mrc(plan.specimens[0].folder / "faket.mrc", ndim=3).data)
+    t0 = time.perf_counter()
+    reconstruct_series(plan, faket, plan.tilt_angles_deg, plan.voxel_size_a)
+    seconds["reconstruct_faket"] = time.perf_counter() - t0
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shape", type=int, nargs=3, default=[512, 1024, 1024])
+    parser.add_argument("--voxel", type=float, default=5.0, help="voxel size, A")
+    parser.add_argument("--particles", type=int, default=1500)
+    parser.add_argument("--vesicles", type=int, default=4)
+    parser.add_argument("--fiducials", type=int, default=20)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--memory-gib", type=float, default=4.0)
+    parser.add_argument("--authors-s", type=float, default=AUTHORS_S)
+    parser.add_argument("--keep", type=Path, default=None, help="write the dataset here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds = run(args, args.keep or Path(tmp) / "dataset")
+    nz, ny, nx = args.shape
+    print(f"one tomogram of {nz} x {ny} x {nx} at {args.voxel:g} A, 61 tilts, {sys.platform}")
+    for name, value in seconds.items():
+        print(f"  {name:<34s} {value:8.1f} s")
+    part = sum(seconds.get(k, 0.0) for k in FAKET_STAGES)
+    print(f"FakET part ({' + '.join(FAKET_STAGES)}): {part:.1f} s ({part / 60:.1f} min)")
+    if (ny, nx) == (1024, 1024):
+        ratio = f"ratio authors / ours {args.authors_s / part:.1f}x"
+    else:
+        ratio = "no ratio: their figure is for a 1024^2 detector"
+    print(f"authors' projection + style of 61 x 1024^2: {args.authors_s:.0f} s; {ratio}")
+    print(f"peak RSS {peak_rss_gib():.2f} GiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
