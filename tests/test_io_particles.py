@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 
 import pytest
@@ -82,6 +83,9 @@ def test_particle_defaults_and_frozen():
         ("a 1 2 3 4 5 psi\n", "line 1: psi 'psi' is not a number"),
         ("a 1 2 nan\n", "line 1: z is nan"),
         ("a 1 2 3 inf 0 0\n", "line 1: phi is inf"),
+        ("a 1 2 3 NaN 0 0\n", "line 1: phi NaN but not all of phi theta psi"),
+        ("a 1 2 3 0 nan NaN\n", "line 1: theta psi NaN but not all of phi theta psi"),
+        ("vesicle NaN 2 3 NaN NaN NaN\n", "line 1: x is NaN"),
     ],
 )
 def test_bad_lines_are_refused_with_line_number(tmp_path, text, fragment):
@@ -115,3 +119,49 @@ def test_bad_particles_are_refused_and_nothing_written(tmp_path, particle, fragm
         write_particle_locations([Particle("ok", 1, 2, 3), particle], path)
     _check_error(error, path, fragment)
     assert os.listdir(tmp_path) == []
+
+
+# As the SHREC 2021 simulator writes them: vesicles and fiducials have no orientation.
+SHREC_LINES = (
+    "4V94 263 379 111 -98.6 141.2 -118.7\n"
+    "vesicle 277 398 110 NaN NaN NaN\n"
+    "fiducial 62 150 90 nan nan nan\n"
+)
+
+
+def test_shrec_lines_with_nan_angles_read_as_missing_angles(tmp_path):
+    path = tmp_path / "particle_locations.txt"
+    path.write_text(SHREC_LINES)
+    protein, vesicle, fiducial = read_particle_locations(path)
+    assert protein == Particle("4V94", 263.0, 379.0, 111.0, -98.6, 141.2, -118.7)
+    assert protein.has_angles
+    for particle, name, xyz in (
+        (vesicle, "vesicle", (277, 398, 110)),
+        (fiducial, "fiducial", (62, 150, 90)),
+    ):
+        assert particle.class_name == name and (particle.x, particle.y, particle.z) == xyz
+        assert all(math.isnan(a) for a in (particle.phi, particle.theta, particle.psi))
+        assert not particle.has_angles
+
+
+def test_missing_angles_are_written_as_nan_only_when_asked(tmp_path):
+    path = tmp_path / "particle_locations.txt"
+    path.write_text(SHREC_LINES)
+    particles = read_particle_locations(path)
+    out = tmp_path / "out.txt"
+    with pytest.raises(FaketInputError) as error:
+        write_particle_locations(particles, out)
+    _check_error(error, out, "particle 1 (vesicle): phi is nan")
+    assert not out.exists()
+    write_particle_locations(particles, out, missing_angles=True)
+    assert out.read_text().splitlines() == [
+        "4V94 263 379 111 -98.6 141.2 -118.7",
+        "vesicle 277 398 110 NaN NaN NaN",
+        "fiducial 62 150 90 NaN NaN NaN",
+    ]
+    # Partly missing angles are still refused: they are not "missing by design".
+    with pytest.raises(FaketInputError) as error:
+        write_particle_locations(
+            [Particle("a", 1, 2, 3, float("nan"), 0, 0)], out, missing_angles=True
+        )
+    _check_error(error, out, "particle 0 (a): phi is nan")

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from faket.io.deepfinder import write_label_mrc, write_objects_xml
 from faket.io.mrc import write_mrc
 from faket.io.particles import write_particle_locations
 from faket.io.particles_star import write_classes_json, write_particles_star
@@ -21,24 +25,70 @@ SPECIMEN_FILES = (
     "occupancy_mask.mrc",
     "particle_locations.txt",
     "particles.star",
+    "objects.xml",
     "classes.json",
 )
 """The files `write_specimen` writes, in that order."""
 
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
 
-def write_specimen(specimen: Specimen, folder: str | os.PathLike[str]) -> None:
+
+def write_specimen(
+    specimen: Specimen,
+    folder: str | os.PathLike[str],
+    *,
+    tomo_name: str = "tomogram",
+    tomo_idx: int | None = None,
+) -> None:
     """Write a specimen's `SPECIMEN_FILES` into ``folder`` (created), each atomically.
 
-    Volumes carry the specimen's voxel size; ``particles.star`` gives it as the pixel
-    size and the class ids of ``classes.json``.
+    Volumes carry the specimen's voxel size; ``class_mask.mrc`` holds integer class ids
+    (int8, or uint16 beyond 127 classes). ``particles.star`` (RELION 5) gives the voxel
+    size as the pixel size, the class ids of ``classes.json`` and coordinates centred
+    on the specimen box; ``objects.xml`` is DeepFinder's object list, with each
+    particle's labelled voxels as ``cluster_size``.
+
+    Parameters
+    ----------
+    specimen : Specimen
+        The specimen.
+    folder : str or PathLike
+        The tomogram's folder.
+    tomo_name : str, optional
+        The tomogram's name (one word), ``rlnTomoName`` in ``particles.star``: a dataset
+        passes its folder's name (``model_0``). The default keeps the files independent
+        of the folder, so equal specimens give equal bytes wherever they are written.
+    tomo_idx : int, optional
+        ``tomo_idx`` in ``objects.xml``; default the number that ends ``tomo_name``, else 0.
     """
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
+    if tomo_idx is None:
+        match = _TRAILING_NUMBER.search(tomo_name)
+        tomo_idx = int(match.group(1)) if match else 0
     v = specimen.voxel_size_a
     write_mrc(specimen.grandmodel, root / "grandmodel.mrc", voxel_size_a=v)
-    write_mrc(specimen.class_mask, root / "class_mask.mrc", voxel_size_a=v)
+    write_label_mrc(specimen.class_mask, root / "class_mask.mrc", voxel_size_a=v)
     write_mrc(specimen.occupancy_mask, root / "occupancy_mask.mrc", voxel_size_a=v)
     write_particle_locations(specimen.particles, root / "particle_locations.txt")
     ids = {str(c["name"]): int(c["id"]) for c in specimen.classes}  # type: ignore[call-overload]
-    write_particles_star(specimen.particles, ids, root / "particles.star", pixel_size_a=v)
+    write_particles_star(
+        specimen.particles,
+        ids,
+        root / "particles.star",
+        pixel_size_a=v,
+        tomo_name=tomo_name,
+        tomo_shape_zyx=specimen.grandmodel.shape,
+    )
+    sizes = np.bincount(
+        np.asarray(specimen.occupancy_mask, dtype=np.int64).ravel(),
+        minlength=len(specimen.particles) + 1,
+    )
+    write_objects_xml(
+        specimen.particles,
+        ids,
+        root / "objects.xml",
+        tomo_idx=tomo_idx,
+        cluster_sizes=[int(s) for s in sizes[1 : len(specimen.particles) + 1]],
+    )
     write_classes_json(specimen.classes, root / "classes.json")

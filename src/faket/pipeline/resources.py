@@ -1,11 +1,11 @@
 """Disk and memory a dataset will need, estimated before anything is written.
 
 The estimates are sums of the arrays each stage holds and writes (float32 volumes and
-tilt-series, the sparse projection and back-projection operators, the style transfer's
-working budget), so they scale with the box, the tilt count, the binning and the number
-of tomograms exactly as the run does. They were checked against measured runs (the
-README's "Datasets" section gives the figures); the memory estimate is an upper bound
-within a factor of about 1.5.
+tilt-series, the 1-byte class mask, the sparse projection and back-projection operators,
+the style transfer's working budget), so they scale with the box, the tilt count, the
+binning and the number of tomograms exactly as the run does. They were checked against
+measured runs (the README's "Datasets" section gives the figures); the memory estimate is
+an upper bound within a factor of about 1.5.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ from faket.errors import FaketInputError
 _F32 = 4
 _MRC_HEADER = 1024
 _SMALL_FILES_BYTES = 64 * 1024  # angles, particle lists, classes, markers, provenance
-_PARTICLE_LINE_BYTES = 200  # one particle in particle_locations.txt and particles.star
+_TILT_METADATA_BYTES = 1024  # per tilt: .tilts.json, .aln, .xf (2), .defocus, .tlt (2)
+_PARTICLE_LINE_BYTES = 200  # one particle in particle_locations.txt, particles.star
+_PARTICLE_FILES = 3  # and objects.xml (DeepFinder)
+_LABEL_BYTES = 1  # class_mask.mrc: int8 class ids (uint16 past 127 classes)
 _REPORT_BYTES = 4 * 2**20
 _OPERATOR_BYTES_PER_NONZERO = 8  # float32 weight + int32 column index
 _NONZEROS_PER_RAY_VOXEL = 2  # bilinear weights along one detector coordinate
@@ -96,19 +99,24 @@ def estimate_resources(
     microscope = config.reference.source == "microscope"
     extra = len(config.noise.extra_models)
     ablation = len(config.style.ablation_models)  # FAKET_RANDOM: one series, one tomogram
+    n_classes = len(config.phantom.builtin) + len(config.phantom.structures) + 2
+    label_volume = (_LABEL_BYTES if n_classes <= 127 else 2) * nz * ny * nx
     per_tomogram = (
-        3 * (volume + _MRC_HEADER)
+        2 * (volume + _MRC_HEADER)  # grandmodel, occupancy mask (float32)
+        + label_volume
+        + _MRC_HEADER
         + (6 if microscope else 5) * (series + _MRC_HEADER)
         + (5 if microscope else 4) * (tomogram + _MRC_HEADER)
         + extra * (3 * series + 2 * tomogram + 5 * _MRC_HEADER)
         + ablation * (series + tomogram + 2 * _MRC_HEADER)
         + _SMALL_FILES_BYTES
-        + 2 * _PARTICLE_LINE_BYTES * n_particles
+        + _TILT_METADATA_BYTES * n_tilts
+        + _PARTICLE_FILES * _PARTICLE_LINE_BYTES * n_particles
     )
     n = config.run.n_tomograms
     disk = n * per_tomogram + _REPORT_BYTES
     if microscope and n == 1:  # the extra reference specimen
-        disk += 3 * volume + 2 * series
+        disk += 2 * volume + label_volume + 2 * series
     for rn, ry, rx in reference_shapes:  # on the run's grid, and its reconstruction
         disk += _F32 * (rn * ry * rx + thickness * (ry // b) * (rx // b)) + 2 * _MRC_HEADER
 
