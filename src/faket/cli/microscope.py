@@ -139,7 +139,9 @@ def noiseless_path(output: Path, tag: str = "noiseless") -> Path:
     required=True,
     type=_FILE,
     help="Tilt-series MRC of counts (tilt, y, x); next to it: OUTPUT_noiseless.mrc, "
-    "OUTPUT.tilts.json, OUTPUT.tlt and OUTPUT.provenance.json.",
+    "OUTPUT.tilts.json, OUTPUT.provenance.json, the angles OUTPUT.tlt and what the "
+    "microscope applied as IMOD transforms OUTPUT.xf, AreTomo OUTPUT.aln and an IMOD "
+    "defocus file OUTPUT.defocus.",
 )
 @DEVICE_OPTION
 def microscope(
@@ -172,8 +174,9 @@ def microscope(
     The reference microscope: the grandmodel in a slab of amorphous ice, phase-object
     exit waves, the lens' CTF with envelopes, zero-loss filtering, radiation damage,
     Poisson electron counting and a detector MTF. Writes counts (float32 electrons per
-    pixel), their noiseless mean, per-tilt metadata (defocus, exposure, shifts) and
-    provenance.
+    pixel), their noiseless mean, per-tilt metadata (defocus, exposure, shifts), the
+    alignment that undoes the applied shifts (IMOD .xf, AreTomo .aln), an IMOD defocus
+    file and provenance.
 
     \b
     Example:
@@ -183,12 +186,12 @@ def microscope(
     """
     import warnings
 
+    from faket.io.alignments import alignment_paths, write_microscope_alignment
     from faket.io.provenance import provenance_path, write_provenance
-    from faket.io.tilt_metadata import tilt_metadata_path, write_tilt_metadata
 
     noiseless = noiseless_path(output)
-    sidecar = tilt_metadata_path(output)
-    angles_out = output.with_name(sidecar.name[: -len(".tilts.json")] + ".tlt")
+    side = alignment_paths(output)
+    sidecar, angles_out = side[".tilts.json"], side[".tlt"]
     halves = {tag: noiseless_path(output, tag) for tag in ("even", "odd")} if half_sets else {}
     check_outputs(
         {
@@ -197,6 +200,9 @@ def microscope(
             "the noiseless tilt-series of -o/--output": noiseless,
             "the tilt metadata of -o/--output": sidecar,
             "the tilt angles of -o/--output": angles_out,
+            "the IMOD transforms of -o/--output": side[".xf"],
+            "the AreTomo alignment of -o/--output": side[".aln"],
+            "the IMOD defocus file of -o/--output": side[".defocus"],
             "the provenance JSON of -o/--output": provenance_path(output),
         },
         {"GRANDMODEL": grandmodel, "--angles": angles_path},
@@ -205,7 +211,7 @@ def microscope(
     import torch
 
     from faket.errors import FaketInputError
-    from faket.io import read_mrc, read_tilt_angles, write_mrc, write_tilt_angles
+    from faket.io import read_mrc, read_tilt_angles, write_mrc
     from faket.microscope import MicroscopeSettings, MicroscopeWarning, simulate_tilt_series
     from faket.microscope.schemes import tilt_range as make_tilt_range
 
@@ -280,23 +286,12 @@ def microscope(
     write_mrc(result.noiseless, noiseless, voxel_size_a=pixel_size_a)
     for tag, path in halves.items():
         write_mrc(getattr(result, tag), path, voxel_size_a=pixel_size_a)
-    write_tilt_angles(angles, angles_out)
-    write_tilt_metadata(
+    write_microscope_alignment(
         result.records(),
-        sidecar,
+        output,
+        image_shape=(int(result.counts.shape[1]), int(result.counts.shape[2])),
         pixel_size_a=pixel_size_a,
         settings=settings.as_dict(),
-        units={
-            "angle_deg": "degree",
-            "prior_exposure_e_per_a2": "e-/A^2",
-            "exposure_e_per_a2": "e-/A^2",
-            "defocus_um": "micrometre at the centre column, underfocus positive",
-            "defocus_slope_um_per_px": "micrometre per pixel along +x",
-            "shift_y_px": "pixel, content moved by +shift",
-            "shift_x_px": "pixel, content moved by +shift",
-            "zero_loss_fraction": "fraction",
-            "counts": "electrons per pixel (float32)",
-        },
     )
     write_provenance(
         provenance_path(output),
@@ -312,6 +307,9 @@ def microscope(
                 "noiseless": str(noiseless),
                 "tilt_metadata": str(sidecar),
                 "angles": str(angles_out),
+                "imod_xf": str(side[".xf"]),
+                "aretomo_aln": str(side[".aln"]),
+                "imod_defocus": str(side[".defocus"]),
                 **{tag: str(path) for tag, path in halves.items()},
             },
             "pixel_size_a": pixel_size_a,

@@ -113,9 +113,14 @@ def particle_classes(config: FaketConfig) -> list[Any]:
 def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     """Phase 1 for specimen ``index``: labels, noiseless projections, microscope reference.
 
+    Writes ``tilt_angles.tlt`` with an identity ``tilt_angles.xf`` (the simulated
+    modalities are aligned by construction) and, with the microscope as reference,
+    ``reference.mrc`` with what the microscope applied: ``reference.tlt``, ``.xf``,
+    ``.aln``, ``.defocus`` and ``.tilts.json`` (:mod:`faket.io.alignments`).
     Skipped when its ``specimen.json`` holds the current resume key. Returns the
     seconds per stage (empty when skipped).
     """
+    from faket.io.alignments import write_microscope_alignment, write_xf
     from faket.io.specimen_files import write_specimen
     from faket.microscope import simulate_tilt_series
     from faket.phantom import build_specimen
@@ -139,11 +144,14 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
             n_fiducials=p.fiducials,
             seed=spec.seed,
         )
-        write_specimen(specimen, spec.folder)
+        write_specimen(specimen, spec.folder, tomo_name=spec.folder.name)
     volume = torch.from_numpy(specimen.grandmodel).to(torch.device(plan.device))
     with timer("project"):
         noiseless = project_tilt_series(volume, plan.tilt_angles)
         write_tilt_angles(plan.tilt_angles, spec.folder / "tilt_angles.tlt")
+        # The simulated modalities are aligned by construction: an identity .xf for tools
+        # that ask for one (its angles are the sibling tilt_angles.tlt).
+        write_xf([(0.0, 0.0)] * len(plan.tilt_angles), spec.folder / "tilt_angles.xf")
         write_mrc(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
     if plan.microscope is not None:
         with timer("microscope"):
@@ -151,6 +159,13 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
                 volume, plan.tilt_angles, v, plan.microscope, seed=spec.seed + 1
             )
             write_mrc(result.counts, spec.folder / "reference.mrc", voxel_size_a=v)
+            write_microscope_alignment(
+                result.records(),
+                spec.folder / "reference.mrc",
+                image_shape=(int(result.counts.shape[1]), int(result.counts.shape[2])),
+                pixel_size_a=v,
+                settings=plan.microscope.as_dict(),
+            )
     write_json(
         {
             "resume_key": spec.resume_key,
