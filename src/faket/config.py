@@ -52,6 +52,20 @@ class RunSettings(_Model):
         description="CPU threads per tomogram task (null: torch's default, all cores); "
         "with workers > 1 set it to cores / workers.",
     )
+    outputs: list[Literal["copick"]] = Field(
+        default_factory=list,
+        description="Exports written at the end into <output>/<name>/: copick (a copick "
+        "project; needs pip install 'faket[copick]').",
+    )
+
+    @field_validator("outputs")
+    @classmethod
+    def _exports_installed(cls, value: list[str]) -> list[str]:
+        import importlib.util
+
+        if "copick" in value and importlib.util.find_spec("copick") is None:
+            raise ValueError("copick is not installed: pip install 'faket[copick]'")
+        return list(dict.fromkeys(value))
 
 
 class StructureEntry(_Model):
@@ -510,12 +524,13 @@ class FaketConfig(_Model):
     def content_hash(self) -> str:
         """Return a SHA-256 of everything that changes the tomograms' files.
 
-        Not ``run.workers``, ``run.output`` nor the ``report`` section (the report is
-        redrawn on every run).
+        Not ``run.workers``, ``run.output``, ``run.outputs`` (exports of the finished
+        tomograms) nor the ``report`` section (the report is redrawn on every run).
         """
         data = self.model_dump(mode="json")
         data["run"].pop("workers")
         data["run"].pop("output")
+        data["run"].pop("outputs")
         data.pop("report")
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

@@ -15,6 +15,7 @@ from faket._runtime import keep_freed_memory_for_reuse
 from faket.cli.config import config
 from faket.cli.demo import demo
 from faket.cli.evaluate import evaluate
+from faket.cli.export import export
 from faket.cli.microscope import microscope
 from faket.cli.noise import noise
 from faket.cli.phantom import phantom
@@ -46,6 +47,7 @@ cli.add_command(microscope)
 cli.add_command(simulate)
 cli.add_command(config)
 cli.add_command(evaluate)
+cli.add_command(export)
 
 
 _MEMORY_HINTS = {

@@ -11,14 +11,19 @@ Dataset layout (``run.output``)::
     model_<i>/                   one per tomogram, i = 0 .. n_tomograms - 1
         grandmodel.mrc, class_mask.mrc, occupancy_mask.mrc      labels (phantom)
         particle_locations.txt, particles.star, classes.json   particle lists
+        objects.xml              DeepFinder object list (class_mask.mrc: int8 ids)
         tilt_angles.tlt, noiseless.mrc                          noiseless projections
+        tilt_angles.xf           identity IMOD transforms: the simulated modalities are aligned
         reference.mrc            the microscope's image of this content (source: microscope)
+        reference.tlt, .xf, .aln, .defocus, .tilts.json         what the microscope applied:
+                                 angles, IMOD/AreTomo alignments, defocus, per-tilt record
         baseline.mrc, noisy.mrc, content.mrc, faket.mrc         the modalities
         faket_random.mrc         FAKET with the random backbone (style.ablation_models)
         tomogram_<modality>.mrc  reconstructions (noiseless, baseline, noisy, faket, reference)
         specimen.json            phase-1 completion marker
         provenance.json          config, versions, seed, device, timings; written LAST
     reference_<j>/               extra reference specimen when n_tomograms == 1 (j = 1)
+    copick/                      copick project (``run.outputs: [copick]``), written whole
 
 Only these names are faket's: ``--force`` removes them and nothing else, and a run
 removes the hidden temporary files (``.<name>.tmp-<8 hex>...``) an interrupted run left
@@ -28,11 +33,13 @@ next to them.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from faket.config import FaketConfig
+from faket.io.alignments import ALIGNMENT_SUFFIXES
 from faket.io.specimen_files import SPECIMEN_FILES
 
 MODALITY_FILES = ("baseline", "noisy", "content", "faket")
@@ -101,8 +108,10 @@ LABEL_FILES = SPECIMEN_FILES
 SPECIMEN_FOLDER_FILES = (
     *LABEL_FILES,
     "tilt_angles.tlt",
+    "tilt_angles.xf",
     "noiseless.mrc",
     "reference.mrc",
+    *(f"reference{suffix}" for suffix in ALIGNMENT_SUFFIXES),
     *(f"{m}.mrc" for m in MODALITY_FILES),
     *(f"{m}_{model}.mrc" for model in NOISE_MODELS for m in MODEL_MODALITIES),
     *(f"tomogram_{m}.mrc" for m in RECONSTRUCTED),
@@ -118,6 +127,9 @@ DATASET_FILES = ("dataset.json", "config.yaml", "noise_stats.json", "report.html
 
 DATASET_FOLDERS = ("report", "references", ".faket")
 """The folders at the root whose files are all faket's."""
+
+EXPORT_FOLDERS = ("copick",)
+"""The folders at the root that the exports (``run.outputs``) write whole, files nested."""
 
 _SPECIMEN_FOLDER = re.compile(r"^(model|reference)_\d+$")
 _TEMP_FILE = re.compile(r"^\..+\.tmp-[0-9a-f]{8}")
@@ -162,7 +174,7 @@ def written_by_faket(path: Path, output: Path) -> bool:
     parts = relative.parts
     if len(parts) == 1:
         return parts[0] in DATASET_FILES
-    if parts[0] in DATASET_FOLDERS:
+    if parts[0] in DATASET_FOLDERS or parts[0] in EXPORT_FOLDERS:
         return True
     return (
         len(parts) == 2
@@ -191,6 +203,11 @@ def remove_stale_temporaries(output: Path) -> list[Path]:
             if file.is_file() and _TEMP_FILE.match(file.name):
                 file.unlink(missing_ok=True)
                 removed.append(file)
+    exports = tuple(f".{name}.tmp-" for name in EXPORT_FOLDERS)  # an export's folder
+    for folder in output.iterdir() if output.is_dir() else []:
+        if folder.is_dir() and folder.name.startswith(exports) and _TEMP_FILE.match(folder.name):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
     return removed
 
 
@@ -211,6 +228,10 @@ def remove_written_files(output: Path) -> list[Path]:
     user's stays, with that file.
     """
     removed = remove_stale_temporaries(output)
+    for name in EXPORT_FOLDERS:
+        if (output / name).is_dir():
+            shutil.rmtree(output / name)
+            removed.append(output / name)
     for file in written_files(output):
         file.unlink()
         removed.append(file)

@@ -17,7 +17,9 @@ from typing import Any
 
 from faket._workers import die_with_parent
 from faket.config import FaketConfig
+from faket.export import write_dataset_outputs
 from faket.io import write_json
+from faket.io.alignments import ALIGNMENT_SUFFIXES
 from faket.pipeline.inputs import write_hash_cache
 from faket.pipeline.layout import (
     LABEL_FILES,
@@ -130,10 +132,10 @@ def dataset_index(plan: RunPlan) -> dict[str, Any]:
     tomograms = []
     models, ablation = config.noise.models, tuple(config.style.ablation_models)
     for spec in plan.specimens[: plan.n_tomograms]:
-        files = [*LABEL_FILES, "tilt_angles.tlt", "noiseless.mrc"]
+        files = [*LABEL_FILES, "tilt_angles.tlt", "tilt_angles.xf", "noiseless.mrc"]
         files += [f"{m}.mrc" for m in modality_names(models, ablation)]
         if microscope:
-            files.append("reference.mrc")
+            files += ["reference.mrc", *(f"reference{s}" for s in ALIGNMENT_SUFFIXES)]
         recon = reconstructed_names(models, ablation)
         files += [f"tomogram_{n}.mrc" for n in recon if n != "reference" or microscope]
         files += ["provenance.json"]
@@ -232,6 +234,7 @@ def simulate_dataset(
         result.timings_s[i] = timings
     result.made, result.skipped = todo, sorted(before)
     write_json(dataset_index(plan), out / "dataset.json")
+    write_dataset_outputs(out, config.run.outputs)  # run.outputs: <output>/copick ...
     if report:
         if on_phase is not None:
             on_phase("report", 1)
