@@ -87,15 +87,26 @@ def test_no_tomogram_is_styled_with_its_own_content(tmp_path):
 
 def test_report_references_only_files_that_exist(dataset):
     html = (dataset / "report.html").read_text()
-    links = set(re.findall(r'(?:src|href)="([^"]+)"', html))
+    anchors = set(re.findall(r'href="#([^"]+)"', html))
+    assert anchors and anchors <= set(re.findall(r'id="([^"]+)"', html))
+    links = set(re.findall(r'(?:src|href)="([^"#][^"]*)"', html))
     assert {
         f"report/{n}.png"
         for n in ("projections", "noise_stats", "power_spectra", "tomograms", "particle_library")
     } <= links
     for link in links:
-        assert (dataset / link).is_file() and (dataset / link).stat().st_size > 1000
+        assert not link.startswith("/") and (dataset / link).is_file(), link
+        assert not link.endswith(".png") or (dataset / link).stat().st_size > 1000
+    index = json.loads((dataset / "dataset.json").read_text())
+    files = {f"{t['folder']}/{f}" for t in index["tomograms"] for f in t["files"]}
+    assert {"dataset.json", "config.yaml", "noise_stats.json", *files} <= links
+    rows = re.findall(r'<div class="row"><h3>(model_\d+):.*?<img src="([^"]+)"', html, re.S)
+    assert rows == [(f"model_{i}", f"report/thumbnails_model_{i}.png") for i in range(2)]
     assert "model_1" in html and "style" in html  # the timings table
     assert "report/likeness.png" in links and "faket_spectral" in html  # the likeness table
+    likeness = re.search(r"<th>modality</th>.*?</table>", html, re.S)
+    assert likeness and "<td>faket_spectral</td>" in likeness.group(0)
+    assert "<td>floor</td>" in likeness.group(0)
     record = json.loads((dataset / "report" / "likeness.json").read_text())
     assert {"noiseless", "noisy", "faket", "faket_spectral"} <= set(record["modalities"])
 

@@ -10,9 +10,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from faket.io import atomic_write
+from faket.report._panels import Labels, legend_handles, show_classes, show_image
 
 
 def _figure(n_rows: int, n_cols: int, size: tuple[float, float]) -> tuple[Figure, np.ndarray]:
@@ -42,7 +44,8 @@ def plot_projections(
     path: str | os.PathLike[str],
     *,
     wanted_deg: Sequence[float] = (-60.0, -40.0, 0.0, 40.0, 60.0),
-) -> None:
+    pixel_size_a: float | None = None,
+) -> Figure:
     """Draw chosen tilts of several tilt-series side by side: a row per series.
 
     Parameters
@@ -55,24 +58,28 @@ def plot_projections(
         PNG to write.
     wanted_deg : sequence of float
         Angles to show; the nearest tilt of each is drawn.
+    pixel_size_a : float or None
+        Pixel size in Angstrom: each panel gets a scale bar (`draw_scale_bar`).
 
-    Each image is drawn with its own 1st-99th percentile grey range.
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written (axes ``[row * n_columns + column]``).
+
+    Each image is stretched to its own 1st-99th percentiles (`contrast_limits`).
     """
     columns = nearest_tilts(tilt_angles_deg, wanted_deg)
     fig, axes = _figure(len(series), len(columns), (2.2 * len(columns), 2.3 * len(series)))
     for row, (name, stack) in enumerate(series.items()):
         for col, t in enumerate(columns):
-            image = np.asarray(stack[t], dtype=np.float64)
-            low, high = np.percentile(image, [1, 99])
             ax = axes[row, col]
-            ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_image(ax, np.asarray(stack[t], dtype=np.float64), pixel_size_a=pixel_size_a)
             if row == 0:
                 ax.set_title(f"{tilt_angles_deg[t]:+.0f} deg", fontsize=10)
             if col == 0:
                 ax.set_ylabel(name, fontsize=10)
     _save(fig, path)
+    return fig
 
 
 def plot_noise_stats(
@@ -119,36 +126,109 @@ def plot_noise_stats(
     _save(fig, path)
 
 
+def spectrum_axis(
+    ax: Axes, freqs_cycles_per_px: np.ndarray, pixel_size_a: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Set up a power-spectrum panel up to Nyquist; return the kept bins and their x.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        The panel.
+    freqs_cycles_per_px : numpy.ndarray
+        ``(n_bins,)`` bin frequencies in cycles/pixel.
+    pixel_size_a : float or None
+        Pixel size in Angstrom: x in 1/Angstrom (``cycles/pixel / pixel_size_a``) up to
+        ``0.5 / pixel_size_a``, with the resolution in Angstrom on a top axis. None: x in
+        cycles/pixel up to 0.5.
+
+    Returns
+    -------
+    keep : numpy.ndarray
+        ``(n_bins,)`` bool, the bins at or below Nyquist (0.5 cycles/pixel).
+    x : numpy.ndarray
+        The kept bins' x values.
+    """
+    freqs = np.asarray(freqs_cycles_per_px, dtype=np.float64)
+    keep = freqs <= 0.5 + 1e-9
+    scale = 1.0 if pixel_size_a is None else 1.0 / pixel_size_a
+    ax.set_xlim(0.0, 0.5 * scale)
+    if pixel_size_a is None:
+        ax.set_xlabel("spatial frequency (cycles/pixel), up to Nyquist")
+        return keep, freqs[keep]
+    ax.set_xlabel("spatial frequency (1/Å), up to Nyquist")
+    top = ax.secondary_xaxis("top")
+    ticks = list(np.linspace(0.0, 0.5 * scale, 6)[1:])
+    top.set_xticks(ticks, [f"{1.0 / t:.3g}" for t in ticks])
+    top.set_xlabel("resolution (Å)")
+    return keep, freqs[keep] * scale
+
+
 def plot_power_spectra(
-    spectra: Mapping[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike[str]
-) -> None:
-    """Draw radially averaged power spectra on a log scale, one line per series.
+    spectra: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: str | os.PathLike[str],
+    *,
+    pixel_size_a: float | None = None,
+) -> Figure:
+    """Draw radially averaged power spectra on a log scale up to Nyquist, one line per series.
 
     Parameters
     ----------
     spectra : mapping of str to (numpy.ndarray, numpy.ndarray)
         Name -> (frequencies in cycles/pixel, power), each ``(n_bins,)``. Powers are
-        divided by their median, so series in different units share one axis.
+        divided by their median, so series in different units share one axis. Bins past
+        Nyquist (0.5 cycles/pixel, the corners of the 2-D spectrum) are left out.
     path : str or PathLike
         PNG to write.
+    pixel_size_a : float or None
+        Pixel size in Angstrom; see `spectrum_axis`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written; its first axes is the spectrum panel.
     """
-    fig, axes = _figure(1, 1, (6, 4))
+    fig, axes = _figure(1, 1, (7, 4.2))
     ax = axes[0, 0]
     for name, (freq, power) in spectra.items():
-        power = np.asarray(power, dtype=np.float64)
-        ax.semilogy(freq, power / np.median(power[power > 0]), label=name)
-    ax.set_xlabel("spatial frequency (cycles/pixel)")
+        keep, x = spectrum_axis(ax, freq, pixel_size_a)
+        kept = np.asarray(power, dtype=np.float64)[keep]
+        ax.semilogy(x, kept / np.median(kept[kept > 0]), label=name, linewidth=1.2)
     ax.set_ylabel("power / median")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     _save(fig, path)
+    return fig
+
+
+def _tomogram_points(
+    labels: Labels, shape: tuple[int, ...], pixel_size_a: float | None
+) -> np.ndarray:
+    """Map the particle centres from class-mask voxels to tomogram voxels (shared centre)."""
+    b = 1.0 if pixel_size_a is None else pixel_size_a / labels.voxel_size_a
+    points = np.asarray(labels.points_zyx, dtype=np.float64).reshape(-1, 3)
+    nz = labels.class_mask.shape[0]
+    return np.column_stack(
+        [(points[:, 0] - nz / 2) / b + shape[0] / 2, points[:, 1] / b, points[:, 2] / b]
+    )
+
+
+def _central_views(volume: np.ndarray) -> list[tuple[str, np.ndarray, int, int]]:
+    """Return (title, slice, depth axis, centre) of a volume's central XY and XZ slices."""
+    nz, ny, _ = volume.shape
+    return [
+        (f"XY (z = {nz // 2})", volume[nz // 2], 0, nz // 2),
+        (f"XZ (y = {ny // 2})", volume[:, ny // 2], 1, ny // 2),
+    ]
 
 
 def plot_tomogram_slices(
     tomograms: Mapping[str, np.ndarray],
     path: str | os.PathLike[str],
     *,
-    points_zyx: Sequence[tuple[float, float, float]] = (),
-) -> None:
+    pixel_size_a: float | None = None,
+    labels: Labels | None = None,
+) -> Figure:
     """Draw the central XY and XZ slices of each tomogram, a row per tomogram.
 
     Parameters
@@ -157,39 +237,108 @@ def plot_tomogram_slices(
         Name -> ``(nz, ny, nx)`` volume, all of one shape.
     path : str or PathLike
         PNG to write.
-    points_zyx : sequence of (z, y, x)
-        Particle centres in voxels; those within 3 voxels of a slice are circled on it.
+    pixel_size_a : float or None
+        The tomograms' voxel size in Angstrom: scale bars, and the particle centres of
+        ``labels`` scaled from its voxels to the tomograms'.
+    labels : Labels or None
+        The specimen's labels: particles within 3 voxels of a slice are circled in their
+        class colour, a last row shows the class mask's central slices, and a legend gives
+        each class's colour and particle count.
 
-    Each slice is drawn with its own 1st-99th percentile grey range.
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written; axes ``[2 * row + column]`` (column 0: XY, 1: XZ).
+
+    Each slice is stretched to its own 1st-99th percentiles (`contrast_limits`).
     """
-    fig, axes = _figure(len(tomograms), 2, (8, 2.6 * len(tomograms)))
-    points = np.asarray(points_zyx, dtype=float).reshape(-1, 3)
+    n_rows = len(tomograms) + (labels is not None)
+    fig, axes = _figure(n_rows, 2, (9.5, 2.6 * n_rows))
     for row, (name, volume) in enumerate(tomograms.items()):
-        nz, ny, nx = volume.shape
-        views = [
-            (f"XY (z = {nz // 2})", volume[nz // 2], points[:, 0], points[:, [2, 1]], nz // 2),
-            (
-                f"XZ (y = {ny // 2})",
-                volume[:, ny // 2],
-                points[:, 1],
-                points[:, [2, 0]],
-                ny // 2,
-            ),
-        ]
-        for col, (title, image, depth, xy, centre) in enumerate(views):
+        for col, (title, image, depth, centre) in enumerate(_central_views(volume)):
             ax = axes[row, col]
-            low, high = np.percentile(image, [1, 99])
-            ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1)
-            near = np.abs(depth - centre) <= 3
-            if near.any():
-                ax.scatter(xy[near, 0], xy[near, 1], s=60, facecolors="none", edgecolors="r")
-            ax.set_xticks([])
-            ax.set_yticks([])
+            show_image(ax, image, pixel_size_a=pixel_size_a)
+            if labels is not None:
+                _circle_particles(ax, labels, volume.shape, pixel_size_a, depth, centre)
             if row == 0:
                 ax.set_title(title, fontsize=10)
             if col == 0:
                 ax.set_ylabel(name, fontsize=10)
+    if labels is not None:
+        for col, (title, image, _, _) in enumerate(_central_views(labels.class_mask)):
+            show_classes(axes[-1, col], image, labels)
+            axes[-1, col].set_title(f"class mask {title}", fontsize=9)
+        axes[-1, 0].set_ylabel("labels", fontsize=10)
+        axes[0, 1].legend(
+            handles=legend_handles(labels),
+            loc="upper left",
+            bbox_to_anchor=(1.03, 1.0),
+            fontsize=8,
+            title="class (particles)",
+            title_fontsize=8,
+        )
     _save(fig, path)
+    return fig
+
+
+def _circle_particles(
+    ax: Axes,
+    labels: Labels,
+    shape: tuple[int, ...],
+    pixel_size_a: float | None,
+    depth_axis: int,
+    centre: int,
+) -> None:
+    """Circle, in their class colours, the particles within 3 voxels of a slice."""
+    points = _tomogram_points(labels, shape, pixel_size_a)
+    near = np.abs(points[:, depth_axis] - centre) <= 3
+    if not near.any():
+        return
+    colours = labels.colours()
+    grey = (0.5, 0.5, 0.5, 1.0)
+    edge = [colours.get(n, grey) for n, k in zip(labels.point_names, near, strict=True) if k]
+    vertical = points[near, 1 if depth_axis == 0 else 0]  # y on XY slices, z on XZ
+    ax.scatter(points[near, 2], vertical, s=60, facecolors="none", edgecolors=edge)
+
+
+def plot_thumbnails(
+    slices: Mapping[str, np.ndarray],
+    path: str | os.PathLike[str],
+    *,
+    pixel_size_a: float | None = None,
+    labels: Labels | None = None,
+) -> Figure:
+    """Draw one row of small images: a slice of each modality, then the class mask's.
+
+    Parameters
+    ----------
+    slices : mapping of str to numpy.ndarray
+        Name -> ``(ny, nx)`` image (e.g. each tomogram's central XY slice).
+    path : str or PathLike
+        PNG to write.
+    pixel_size_a : float or None
+        The images' pixel size in Angstrom (scale bars).
+    labels : Labels or None
+        Adds the central XY slice of the class mask in the class colours.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written, one axes per image, class mask last.
+
+    Each image is stretched to its own 1st-99th percentiles (`contrast_limits`).
+    """
+    n = len(slices) + (labels is not None)
+    fig, axes = _figure(1, n, (1.6 * n, 1.85))
+    for ax, (name, image) in zip(axes[0], slices.items(), strict=False):
+        show_image(ax, image, pixel_size_a=pixel_size_a)
+        ax.set_title(name, fontsize=8)
+    if labels is not None:
+        mask = labels.class_mask
+        show_classes(axes[0, -1], mask[mask.shape[0] // 2], labels)
+        axes[0, -1].set_title("class mask", fontsize=8)
+    _save(fig, path)
+    return fig
 
 
 def plot_particle_gallery(
@@ -233,7 +382,12 @@ _LIKENESS_PANELS = (
 )
 
 
-def plot_likeness(likeness: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+def plot_likeness(
+    likeness: Mapping[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    pixel_size_a: float | None = None,
+) -> Figure:
     """Draw how alike each modality is to the microscope, next to the floor.
 
     Three panels show one measure each: a bar per modality (its mean over tomograms), a
@@ -251,6 +405,14 @@ def plot_likeness(likeness: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         ``tilt_angles_deg`` / ``tilts`` / ``zero_tilt`` for the title.
     path : str or PathLike
         PNG to write.
+    pixel_size_a : float or None
+        The tilt-series' pixel size in Angstrom: the spectrum panel in 1/Angstrom (see
+        `spectrum_axis`); None: in cycles/pixel. Either way it stops at Nyquist.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure written; axes 3 is the spectrum panel.
     """
     modalities = likeness["modalities"]
     names = list(modalities)
@@ -271,13 +433,15 @@ def plot_likeness(likeness: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
     ax = axes[0, 3]
-    freqs = np.asarray(likeness["freqs_cycles_per_px"], dtype=np.float64)
+    keep, freqs = spectrum_axis(ax, np.asarray(likeness["freqs_cycles_per_px"]), pixel_size_a)
     spectra = likeness["zero_tilt_log10_power"]
     for name in names:
         if name in spectra:
-            ax.semilogy(freqs, 10.0 ** np.asarray(spectra[name]), label=name, linewidth=1)
+            power = 10.0 ** np.asarray(spectra[name])[keep]
+            ax.semilogy(freqs, power, label=name, linewidth=1)
     if "reference" in spectra:
-        ax.semilogy(freqs, 10.0 ** np.asarray(spectra["reference"]), "k", label="reference")
+        power = 10.0 ** np.asarray(spectra["reference"])[keep]
+        ax.semilogy(freqs, power, "k", label="reference")
     angle = None
     if "zero_tilt" in likeness and "tilts" in likeness:
         angle = likeness["tilt_angles_deg"][list(likeness["tilts"]).index(likeness["zero_tilt"])]
@@ -286,7 +450,7 @@ def plot_likeness(likeness: Mapping[str, Any], path: str | os.PathLike[str]) -> 
         + ("" if angle is None else f"\n(tilt at {float(angle):+.0f} deg)"),
         fontsize=9,
     )
-    ax.set_xlabel("spatial frequency (cycles/pixel)")
     ax.set_ylabel("power (tilt variance = 1)")
     ax.legend(fontsize=7)
     _save(fig, path)
+    return fig
