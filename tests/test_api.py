@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,8 +28,8 @@ def test_each_entry_point_is_the_object_its_module_defines():
 def test_import_faket_loads_no_torch():
     """``faket --help`` must answer at once: the entry points load on first use."""
     code = "import sys, faket; print('torch' in sys.modules)"
-    out = os.popen(f'"{sys.executable}" -c "{code}"').read().strip()
-    assert out == "False"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def _readme_example() -> str:
