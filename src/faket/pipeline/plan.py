@@ -13,7 +13,6 @@ any of it again.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,7 +320,7 @@ def _check_style(
     from faket.pipeline.stages import load_style_backbone
     from faket.style import StyleSettings
     from faket.style.backbones import VGG16_BLOCKS, VGG19_BLOCKS
-    from faket.style.series import MemoryBudgetError, style_bytes_per_tilt, transfer_plan
+    from faket.style.series import MemoryBudgetError, plan_bytes, transfer_plan
     from faket.style.series import working_shape as resized
 
     s = config.style
@@ -335,18 +334,24 @@ def _check_style(
     backbones = {s.backbone, *(["random"] if s.ablation_models else [])}
     needs = []
     for blocks in {VGG16_BLOCKS if b == "vgg16-hed" else VGG19_BLOCKS for b in backbones}:
-        style = functools.partial(
-            style_bytes_per_tilt,
-            memory_budget_bytes=s.memory_bytes,
-            style_shape=(sy, sx),
-            blocks=blocks,
-            settings=settings,
-        )
         try:  # the planner itself refuses a budget nothing fits
-            transfer_plan(ny, nx, precision, tile=s.tile, **style.keywords)
+            plan = transfer_plan(
+                ny,
+                nx,
+                precision,
+                tile=s.tile,
+                memory_budget_bytes=s.memory_bytes,
+                style_shape=(sy, sx),
+                blocks=blocks,
+                settings=settings,
+            )
         except MemoryBudgetError as err:
             raise FaketInputError(_memory_advice(err, s.tile, (ny, nx), precision)) from None
-        needs.append(style(ny, nx, precision, s.tile))
+        needs.append(
+            plan_bytes(
+                ny, nx, plan, precision, style_shape=(sy, sx), blocks=blocks, settings=settings
+            )
+        )
     return max(needs)
 
 
