@@ -242,10 +242,11 @@ def test_microscope_counts_split_in_halves_give_the_paired_r():
         result.counts, even, odd, pixel_size_a=10.0, noiseless_power=similar
     )
     paired = estimate_tilt_stats(result.counts, aligned)
-    # Measured |error| <= 0.03 over seeds 1-6: the signal that is not linear in the
-    # projection (ice, the exit wave's quadratic terms) counts as signal here, and P_C is
-    # another specimen's. Target 0.05.
-    torch.testing.assert_close(stats.r, paired.r, atol=0.05, rtol=0)
+    # Measured |error| <= 0.06 over seeds 1-6 (<= 0.03 while the built-ins had 1.4-2.8x
+    # protein's potential): the signal that is not linear in the projection (ice, the
+    # exit wave's quadratic terms) counts as signal here, and weighs more against
+    # particles of protein's true contrast; P_C is another specimen's. Was target 0.05.
+    torch.testing.assert_close(stats.r, paired.r, atol=0.07, rtol=0)
     noise = result.counts.double() - result.noiseless.double()
     share = noise.std(dim=(-2, -1)) / result.counts.double().std(dim=(-2, -1))
     torch.testing.assert_close(stats.sigma, share, atol=0.02, rtol=0)

@@ -14,25 +14,43 @@ A voxel belongs to a particle when the particle's rotated map exceeds
 ``label_fraction`` (default 0.2) of its reference map's maximum (gold beads: 0.5 of
 their density, i.e. the partial-volume half). Particles never share a labelled voxel:
 bounding spheres are tested first against all placed particles, and where they meet,
-the rotated label itself is tested against the occupancy mask.
+the rotated label itself is tested against the occupancy mask. On top of existing
+matter (``base``) or when crowding to a volume fraction, every trial's label is tested
+against the occupancy mask (see `faket.phantom._placement`).
+
+Crowding
+--------
+``volume_fraction`` F fills the cytosol: the slab's voxels that no matter occupies when
+the soluble particles start (not the base's membranes, filaments and proteins, nor this
+call's vesicles and gold beads). Soluble particles are added until their labelled voxels
+reach F of it. Random sequential addition of the built-in mix reaches 0.3 in a 40-voxel
+slab; far above, the last particles find no free place (an error says so).
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 from scipy.spatial.transform import Rotation
 
 from faket.errors import FaketInputError
 from faket.io import Particle
+from faket.phantom._placement import (
+    Canvas,
+    Kind,
+    fill_order,
+    place_one_checked,
+    place_sparse,
+    zxz_degrees,
+)
+from faket.phantom._placement import label_radius as _label_radius
+from faket.phantom._placement import rotate_map as _rotate_map
 from faket.phantom.builtin import gold_bead_map, vesicle_map
 
-_MAX_ATTEMPTS = 400
+_zxz_degrees = zxz_degrees  # imported by faket.phantom.membrane_proteins
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,9 @@ class Specimen:
         the largest that can be drawn).
     voxel_size_a : float
         Voxel size in A.
+    layers : dict
+        Geometry of the matter drawn before the particles (membranes, filaments; see
+        `faket.phantom.scene.layer_records`); empty without it.
     """
 
     grandmodel: np.ndarray
@@ -86,6 +107,7 @@ class Specimen:
     particles: list[Particle] = field(default_factory=list)
     classes: list[dict[str, object]] = field(default_factory=list)
     voxel_size_a: float = 1.0
+    layers: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
 
 def random_rotations(n: int, rng: np.random.Generator) -> Rotation:
@@ -94,7 +116,9 @@ def random_rotations(n: int, rng: np.random.Generator) -> Rotation:
 
 
 def rotate_map(
-    density: np.ndarray, rotation: Rotation, shift_zyx: Sequence[float] = (0.0, 0.0, 0.0)
+    density: np.ndarray,
+    rotation: Rotation,
+    shift_zyx: Sequence[float] | np.ndarray = (0.0, 0.0, 0.0),
 ) -> np.ndarray:
     """Rotate a centred cubic map about its centre voxel, by trilinear interpolation.
 
@@ -112,22 +136,7 @@ def rotate_map(
     np.ndarray
         ``(n, n, n)`` float32, zero where the source falls outside the input.
     """
-    r_xyz = rotation.as_matrix()
-    r_zyx = r_xyz[::-1, ::-1]  # the same rotation acting on (z, y, x)
-    inverse = r_zyx.T
-    centre = np.full(3, density.shape[0] // 2, dtype=np.float64)
-    offset = centre - inverse @ (centre + np.asarray(shift_zyx, dtype=np.float64))
-    out = ndimage.affine_transform(
-        density, inverse, offset=offset, order=1, mode="constant", cval=0.0
-    )
-    return out.astype(np.float32, copy=False)
-
-
-def _label_radius(mask: np.ndarray) -> float:
-    """Return the largest distance (voxels) of a labelled voxel's corner from the centre."""
-    c = mask.shape[0] // 2
-    idx = np.argwhere(mask) - c
-    return float(np.sqrt((idx**2).sum(1)).max()) + math.sqrt(3) / 2 if len(idx) else 0.0
+    return _rotate_map(density, rotation, shift_zyx)
 
 
 def check_particles_fit(
@@ -171,16 +180,6 @@ def check_particles_fit(
             )
 
 
-@dataclass
-class _Kind:
-    name: str
-    class_id: int
-    maps: list[np.ndarray]  # one reference per instance, or one shared
-    count: int
-    threshold_fraction: float
-    rotate: bool
-
-
 def build_specimen(
     classes: Sequence[ParticleClass],
     shape: tuple[int, int, int],
@@ -194,6 +193,8 @@ def build_specimen(
     seed: int = 0,
     label_fraction: float = 0.2,
     progress: Callable[[int], object] | None = None,
+    base: Specimen | None = None,
+    volume_fraction: float | None = None,
 ) -> Specimen:
     """Place particles, vesicles and gold beads in a box, without overlaps.
 
@@ -203,11 +204,17 @@ def build_specimen(
     inside the box in X and Y and inside the slab (centred in Z) until one does not
     touch an earlier instance. Vesicles are not rotated (angles 0).
 
+    With ``base`` or ``volume_fraction``, each instance draws a rotation and a sub-voxel
+    shift, renders its label once, and tries up to 1000 integer voxel positions (its
+    labelled voxels inside the box and the slab), and so on for up to 4 rotations;
+    every trial is tested against the occupancy mask, so nothing overlaps matter
+    already there.
+
     Parameters
     ----------
     classes : sequence of ParticleClass
-        The particle classes; class ids follow this order (1-based), then ``vesicle``
-        and ``fiducial`` when present.
+        The particle classes; class ids follow this order (1-based, after ``base``'s
+        classes), then ``vesicle`` and ``fiducial`` when present.
     shape : tuple of int
         ``(nz, ny, nx)`` of the box in voxels.
     voxel_size_a : float
@@ -228,6 +235,19 @@ def build_specimen(
         Label threshold as a fraction of each reference map's maximum.
     progress : callable, optional
         Called with 1 after each instance is placed.
+    base : Specimen, optional
+        A specimen already holding matter (membranes, filaments, membrane proteins) of
+        this ``shape`` and voxel size, its masks int32 and potential float32. The new
+        instances are drawn on top, into ``base``'s own arrays (updated in place and
+        returned in the new Specimen: pass a copy to keep it); their class ids follow
+        ``base``'s largest, their indices ``len(base.particles)``.
+    volume_fraction : float, optional
+        Crowd the cytosol (see the module docstring) to this fraction, ``0 < F < 1``:
+        the ``count`` of each class becomes its weight. The classes are drawn in rounds
+        in proportion to their counts, the larger maps first in a round, until the new
+        soluble particles' labelled voxels reach ``F`` of the cytosol (the last one
+        overshoots it by its own volume). Vesicles and fiducials are placed first, as
+        asked, and are not cytosol; the particle list keeps that order.
 
     Returns
     -------
@@ -236,10 +256,11 @@ def build_specimen(
     Raises
     ------
     FaketInputError
-        If a particle does not fit in the slab, or a class cannot be placed as often as
-        asked (the message says how many fit and what to change).
+        If a particle does not fit in the slab, a class cannot be placed as often as
+        asked, or the volume fraction cannot be reached (the message says how many fit,
+        or the fraction reached, and what to change).
     ValueError
-        For a bad shape, voxel size, slab or count.
+        For a bad shape, voxel size, slab, count, base or volume fraction.
     """
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(f"the box must be three positive sizes (nz, ny, nx), got {shape}")
@@ -251,6 +272,18 @@ def build_specimen(
         raise ValueError(f"the slab must be 1 to {nz} voxels thick (the box), got {slab}")
     if any(c.count < 0 for c in classes) or n_vesicles < 0 or n_fiducials < 0:
         raise ValueError("counts must not be negative")
+    if volume_fraction is not None:
+        if not 0 < volume_fraction < 1:
+            raise ValueError(
+                f"the volume fraction must lie between 0 and 1 (exclusive), got {volume_fraction}"
+            )
+        if not any(c.count > 0 and np.asarray(c.density).max() > 0 for c in classes):
+            raise ValueError(
+                "crowding to a volume fraction needs a class with a positive count and map "
+                "(the counts weigh the classes)"
+            )
+    if base is not None:
+        _check_base(base, tuple(shape), voxel_size_a)
     check_particles_fit(
         classes,
         shape,
@@ -263,8 +296,10 @@ def build_specimen(
     rng = np.random.default_rng(seed)
     z_lo = (nz - slab) / 2.0
     z_hi = z_lo + slab
+    first_id = 0 if base is None else max((int(str(c["id"])) for c in base.classes), default=0)
 
-    kinds: list[_Kind] = []
+    head: list[Kind] = []  # vesicles
+    tail: list[Kind] = []  # fiducials
     infos: list[dict[str, object]] = []
     order = sorted(range(len(classes)), key=lambda i: -classes[i].density.shape[0])
     for i, c in enumerate(classes):
@@ -272,14 +307,16 @@ def build_specimen(
         if reference.ndim != 3 or len(set(reference.shape)) != 1 or reference.shape[0] % 2 == 0:
             raise ValueError(f"the map of {c.name!r} must be an odd cube, got {reference.shape}")
         diameter = 2 * voxel_size_a * _label_radius(reference > label_fraction * reference.max())
-        infos.append({"id": i + 1, "name": c.name, "source": c.source, "diameter_a": diameter})
-    next_id = len(classes) + 1
+        infos.append(
+            {"id": first_id + i + 1, "name": c.name, "source": c.source, "diameter_a": diameter}
+        )
+    next_id = first_id + len(classes) + 1
     if n_vesicles:
         cap = 0.5 * min(slab, ny, nx) * voxel_size_a - 40.0
         r_lo, r_hi = (min(r, cap) for r in vesicle_radius_a)  # r_lo > 45: checked above
         radii = rng.uniform(r_lo, r_hi, n_vesicles)
         maps = [vesicle_map(float(r), voxel_size_a) for r in radii]
-        kinds.append(_Kind("vesicle", next_id, maps, n_vesicles, label_fraction, False))
+        head.append(Kind("vesicle", next_id, maps, n_vesicles, label_fraction, False))
         infos.append(
             {
                 "id": next_id,
@@ -289,15 +326,21 @@ def build_specimen(
             }
         )
         next_id += 1
-    for i in order:
-        c = classes[i]
-        kinds.append(
-            _Kind(c.name, i + 1, [np.asarray(c.density, np.float32)], c.count, label_fraction, True)
+    soluble = [
+        Kind(
+            classes[i].name,
+            first_id + i + 1,
+            [np.asarray(classes[i].density, np.float32)],
+            classes[i].count,
+            label_fraction,
+            True,
         )
+        for i in order
+    ]
     if n_fiducials:
         diameters = rng.uniform(*fiducial_diameter_a, n_fiducials)
         maps = [gold_bead_map(float(d), voxel_size_a) for d in diameters]
-        kinds.append(_Kind("fiducial", next_id, maps, n_fiducials, 0.5, False))
+        tail.append(Kind("fiducial", next_id, maps, n_fiducials, 0.5, False))
         infos.append(
             {
                 "id": next_id,
@@ -307,104 +350,135 @@ def build_specimen(
             }
         )
 
-    grandmodel = np.zeros(shape, dtype=np.float32)
-    class_mask = np.zeros(shape, dtype=np.int32)
-    occupancy = np.zeros(shape, dtype=np.int32)
-    particles: list[Particle] = []
-    centres = np.zeros((0, 3))
-    radii_placed = np.zeros(0)
-    for kind in kinds:
-        for k in range(kind.count):
-            reference = kind.maps[k if len(kind.maps) > 1 else 0]
-            threshold = kind.threshold_fraction * float(reference.max())
-            rotation = random_rotations(1, rng)[0] if kind.rotate else Rotation.identity()
-            rotated = rotate_map(reference, rotation) if kind.rotate else reference
-            label = rotated > threshold
-            radius = _label_radius(label)
-            lo = np.array([z_lo + radius - 0.5, radius - 0.5, radius - 0.5])
-            hi = np.array([z_hi - radius - 0.5, ny - radius - 0.5, nx - radius - 0.5])
-            if np.any(hi < lo):
-                raise FaketInputError(
-                    f"a {kind.name!r} particle ({2 * radius * voxel_size_a / 10:.0f} nm) "
-                    f"does not fit in the box {shape} with a slab of {slab} voxels; "
-                    "enlarge --box or --slab"
-                )
-            placed = False
-            for _ in range(_MAX_ATTEMPTS):
-                centre = lo + rng.random(3) * (hi - lo)
-                d2 = ((centres - centre) ** 2).sum(1)
-                near = d2 < (radii_placed + radius) ** 2
-                base = np.rint(centre).astype(int)
-                if near.any():
-                    frac = centre - base
-                    moved = (
-                        rotate_map(reference, rotation, frac)
-                        if kind.rotate
-                        else (ndimage.shift(reference, frac, order=1))
-                    )
-                    trial = moved > threshold
-                    window, sub = _window(base, reference.shape[0], shape)
-                    if np.any(occupancy[window][trial[sub]] != 0):
-                        continue
-                    rotated = moved
-                else:
-                    frac = centre - base
-                    if np.any(frac != 0):
-                        rotated = (
-                            rotate_map(reference, rotation, frac)
-                            if kind.rotate
-                            else (ndimage.shift(reference, frac, order=1))
-                        )
-                placed = True
-                break
-            if not placed:
-                done = sum(1 for p in particles if p.class_name == kind.name)
-                raise FaketInputError(
-                    f"only {done} of {kind.count} {kind.name!r} particles fit without "
-                    f"overlaps ({len(particles)} placed in all); lower the counts or "
-                    "enlarge --box or --slab"
-                )
-            label = rotated > threshold
-            window, sub = _window(base, reference.shape[0], shape)
-            grandmodel[window] += rotated[sub]
-            index = len(particles) + 1
-            occupancy[window][label[sub]] = index
-            class_mask[window][label[sub]] = kind.class_id
-            phi, theta, psi = _zxz_degrees(rotation) if kind.rotate else (0.0, 0.0, 0.0)
-            particles.append(
-                Particle(
-                    kind.name,
-                    float(centre[2]),
-                    float(centre[1]),
-                    float(centre[0]),
-                    float(phi),
-                    float(theta),
-                    float(psi),
-                )
+    if base is None:
+        arrays = (
+            np.zeros(shape, dtype=np.float32),
+            np.zeros(shape, dtype=np.int32),
+            np.zeros(shape, dtype=np.int32),
+        )
+    else:
+        arrays = (base.grandmodel, base.class_mask, base.occupancy_mask)
+    canvas = Canvas(*arrays, [], z_lo, z_hi, voxel_size_a, slab)
+    offset = 0 if base is None else len(base.particles)
+    if base is None and volume_fraction is None:
+        place_sparse(canvas, [*head, *soluble, *tail], rng, progress)
+    else:
+        if volume_fraction is None:
+            for kind in [*head, *soluble, *tail]:
+                _place_counts(canvas, kind, rng, offset, progress)
+        else:  # the beads first too: a crowded box has no room left for them
+            for kind in [*head, *tail]:
+                _place_counts(canvas, kind, rng, offset, progress)
+            _crowd(canvas, soluble, float(volume_fraction), rng, offset, progress)
+    particles = canvas.particles if base is None else [*base.particles, *canvas.particles]
+    all_classes = infos if base is None else [*base.classes, *infos]
+    layers = {} if base is None else base.layers
+    return Specimen(*arrays, particles, all_classes, voxel_size_a, layers)
+
+
+def _check_base(base: Specimen, shape: tuple[int, ...], voxel_size_a: float) -> None:
+    """Refuse a base specimen that cannot take new instances in place."""
+    if base.grandmodel.shape != shape or base.class_mask.shape != shape:
+        raise ValueError(f"the base specimen is {base.grandmodel.shape}, not the box {shape}")
+    if base.occupancy_mask.shape != shape:
+        raise ValueError(f"the base's occupancy mask is {base.occupancy_mask.shape}, not {shape}")
+    if not math.isclose(base.voxel_size_a, voxel_size_a, rel_tol=1e-6):
+        raise ValueError(
+            f"the base specimen has {base.voxel_size_a} A voxels, not {voxel_size_a} A"
+        )
+    if base.grandmodel.dtype != np.float32 or base.class_mask.dtype != np.int32:
+        raise ValueError("the base specimen needs a float32 potential and int32 masks")
+    if base.occupancy_mask.dtype != np.int32:
+        raise ValueError("the base specimen needs a float32 potential and int32 masks")
+    if int(base.occupancy_mask.max(initial=0)) > len(base.particles):
+        raise ValueError(
+            "the base's occupancy mask holds indices beyond its particle list "
+            f"({int(base.occupancy_mask.max())} > {len(base.particles)})"
+        )
+
+
+def _place_counts(
+    canvas: Canvas,
+    kind: Kind,
+    rng: np.random.Generator,
+    offset: int,
+    progress: Callable[[int], object] | None,
+) -> None:
+    """Place ``kind.count`` instances, each tested against the occupancy mask."""
+    for k in range(kind.count):
+        reference = kind.maps[k if len(kind.maps) > 1 else 0]
+        if place_one_checked(canvas, kind, reference, rng, offset) is None:
+            done = sum(1 for p in canvas.particles if p.class_name == kind.name)
+            raise FaketInputError(
+                f"only {done} of {kind.count} {kind.name!r} particles fit without "
+                f"overlaps ({len(canvas.particles)} placed in all); lower the counts or "
+                "enlarge --box or --slab"
             )
-            centres = np.vstack([centres, centre])
-            radii_placed = np.append(radii_placed, radius)
-            if progress is not None:
-                progress(1)
-    return Specimen(grandmodel, class_mask, occupancy, particles, infos, voxel_size_a)
+        if progress is not None:
+            progress(1)
 
 
-def _zxz_degrees(rotation: Rotation) -> tuple[float, float, float]:
-    """Return ZXZ Euler angles in degrees (a gimbal-locked rotation sets psi to 0)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        phi, theta, psi = rotation.as_euler("ZXZ", degrees=True)
-    return float(phi), float(theta), float(psi)
+def _crowd(
+    canvas: Canvas,
+    soluble: Sequence[Kind],
+    volume_fraction: float,
+    rng: np.random.Generator,
+    offset: int,
+    progress: Callable[[int], object] | None,
+) -> None:
+    """Add soluble instances until they label ``volume_fraction`` of the cytosol.
+
+    First a plan for 95 % of the target, in proportion to the counts, the larger maps
+    first (they need the free space); then rounds (`fill_order`) until it is reached.
+    """
+    z_first, z_last = math.ceil(canvas.z_lo), math.floor(canvas.z_hi) - 1
+    cytosol = int(np.count_nonzero(canvas.occupancy[z_first : z_last + 1] == 0))
+    if cytosol == 0:
+        raise FaketInputError("the slab has no free voxels left to crowd with particles")
+    target = volume_fraction * cytosol
+    usable = [k for k in soluble if k.count > 0 and k.maps[0].max() > 0]
+    reached, empty = 0, 0
+
+    def place(kind: Kind) -> None:
+        nonlocal reached, empty
+        voxels = place_one_checked(canvas, kind, kind.maps[0], rng, offset)
+        if voxels is None:
+            raise FaketInputError(
+                f"reached a volume fraction of {reached / cytosol:.3f} of the cytosol, not "
+                f"{volume_fraction:g}: a {kind.name!r} particle found no free place; lower "
+                "the volume fraction, use smaller particles or enlarge --box or --slab"
+            )
+        empty = empty + 1 if voxels == 0 else 0
+        if empty > 100:
+            raise FaketInputError(
+                "the particles are too small to label at this voxel size; crowding stopped"
+            )
+        reached += voxels
+        if progress is not None:
+            progress(1)
+
+    for kind, n in zip(usable, _plan(usable, 0.95 * target), strict=True):
+        for _ in range(n):
+            place(kind)
+    for kind in fill_order(usable):
+        if reached >= target:
+            return
+        place(kind)
 
 
-def _window(
-    base: np.ndarray, n: int, shape: tuple[int, int, int]
-) -> tuple[tuple[slice, ...], tuple[slice, ...]]:
-    """Return the box slices of a cube of size ``n`` centred at ``base``, and the cube's."""
-    half = n // 2
-    box, cube = [], []
-    for b, size in zip(base, shape, strict=True):
-        start, stop = int(b) - half, int(b) - half + n
-        box.append(slice(max(start, 0), min(stop, size)))
-        cube.append(slice(max(start, 0) - start, n - (stop - min(stop, size))))
-    return tuple(box), tuple(cube)
+def _plan(kinds: Sequence[Kind], voxels: float) -> list[int]:
+    """Return instances per kind whose unrotated labels hold about ``voxels`` in all.
+
+    The numbers follow the kinds' counts (largest remainder).
+    """
+    weights = np.array([k.count for k in kinds], dtype=np.float64)
+    weights /= weights.sum()
+    sizes = np.array(
+        [np.count_nonzero(k.maps[0] > k.threshold_fraction * k.maps[0].max()) for k in kinds]
+    )
+    total = int(voxels // max(float(weights @ sizes), 1.0))
+    exact = total * weights
+    numbers = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - numbers), kind="stable")[: total - int(numbers.sum())]:
+        numbers[i] += 1
+    return [int(n) for n in numbers]
