@@ -107,6 +107,24 @@ def test_hash_ignores_workers_and_output_but_not_the_seed():
         ),
         ({"projection": {"tilt_max_deg": 90}}, "projection.tilt_max_deg: Input should be less"),
         (
+            {"phantom": {"membrane_proteins": [{"builtin": "ring", "count": 2}]}},
+            "membrane_proteins: there are no membranes",
+        ),
+        (
+            {"phantom": {"membranes": [{"shape": "cube"}]}},
+            "phantom.membranes.0.shape: Input should be 'sphere'",
+        ),
+        (
+            {"phantom": {"membranes": [{"shape": "sphere", "count": 1, "area_fraction": 0.5}]}},
+            "give a count or an area_fraction, not both",
+        ),
+        (
+            {"phantom": {"membranes": [{"shape": "sphere"}], "membrane_proteins": [{"count": 1}]}},
+            "give one of builtin or path",
+        ),
+        ({"phantom": {"filaments": [{"type": "myosin", "count": 1}]}}, "Input should be 'actin'"),
+        ({"phantom": {"volume_fraction": 1.5}}, "volume_fraction: Input should be less than 1"),
+        (
             {"phantom": {"voxel_size_a": 100}, "reference": {"microscope": {"voltage_kv": 0}}},
             "voltage_kv must be positive",
         ),

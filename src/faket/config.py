@@ -75,6 +75,95 @@ class StructureEntry(_Model):
     count: Count = Field(description="Number of particles of this structure per tomogram.")
 
 
+MembraneShape = Literal["sphere", "ellipsoid", "blob", "torus", "tube", "sheet"]
+
+
+class MembraneEntry(_Model):
+    """Membranes of one shape: closed (sphere, ellipsoid, blob, torus) or open (tube, sheet)."""
+
+    shape: MembraneShape = Field(description="sphere, ellipsoid, blob, torus, tube or sheet.")
+    count: Count | None = Field(
+        default=None, description="How many (give this or area_fraction; default 1)."
+    )
+    area_fraction: PositiveFloat | None = Field(
+        default=None,
+        description="Instead of a count: midplane area per slab XY area (1 = one flat sheet).",
+    )
+    size_nm: tuple[float, float] | None = Field(
+        default=None,
+        description="Size range in nm: radius (sphere, tube, torus major, blob mean), "
+        "largest semi-axis (ellipsoid), largest height (sheet); null: typical.",
+    )
+
+    @model_validator(mode="after")
+    def _count_or_fraction(self) -> MembraneEntry:
+        if self.count is not None and self.area_fraction is not None:
+            raise ValueError("give a count or an area_fraction, not both")
+        if self.size_nm is not None and not 0 <= self.size_nm[0] <= self.size_nm[1]:
+            raise ValueError("size_nm: the range must be 0 <= smallest <= largest")
+        return self
+
+
+class MembraneProteinEntry(_Model):
+    """Proteins of one class placed on the membranes, oriented by the surface normal."""
+
+    builtin: str | None = Field(default=None, description="A built-in particle type, or:")
+    path: Path | None = Field(default=None, description="An atomic model or map file.")
+    count: Count = Field(description="Number per tomogram.")
+    offset_nm: float = Field(
+        default=0.0,
+        description="Centre's distance from the membrane's midplane along the normal, nm "
+        "(0: transmembrane; positive: outside a closed membrane).",
+    )
+    axis: tuple[float, float, float] = Field(
+        default=(0.0, 0.0, 1.0),
+        description="The structure's axis (x, y, z of its own frame) set along the normal.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MembraneProteinEntry:
+        if (self.builtin is None) == (self.path is None):
+            raise ValueError("give one of builtin or path")
+        if self.builtin is not None:
+            from faket.phantom import BUILTIN_PARTICLES
+
+            if self.builtin not in BUILTIN_PARTICLES:
+                raise ValueError(
+                    f"unknown built-in particle {self.builtin}; "
+                    f"choose from {', '.join(BUILTIN_PARTICLES)}"
+                )
+        if not sum(a * a for a in self.axis) > 0:
+            raise ValueError("axis: must not be the zero vector")
+        return self
+
+    @property
+    def name(self) -> str:
+        """The class name: the built-in type or the file name's stem."""
+        if self.builtin is not None:
+            return self.builtin
+        assert self.path is not None
+        return self.path.name.split(".")[0] or "structure"
+
+
+class FilamentEntry(_Model):
+    """Filaments of one type along smooth random paths."""
+
+    type: Literal["actin", "microtubule"] = Field(description="actin or microtubule.")
+    count: Count = Field(description="Number per tomogram.")
+    length_nm: tuple[PositiveFloat, PositiveFloat] = Field(
+        default=(200.0, 600.0), description="Shortest and longest length, nm (the box cuts)."
+    )
+    persistence_length_nm: PositiveFloat | None = Field(
+        default=None, description="Persistence length, nm (null: actin 10 um, microtubule 1 mm)."
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> FilamentEntry:
+        if self.length_nm[1] < self.length_nm[0]:
+            raise ValueError("length_nm: the longest is below the shortest")
+        return self
+
+
 class PhantomSettings(_Model):
     """The specimens ("grandmodels"): box, voxel size, particles, vesicles, fiducials."""
 
@@ -98,6 +187,22 @@ class PhantomSettings(_Model):
         default=(20.0, 40.0), description="Smallest and largest vesicle radius, nm."
     )
     fiducials: Count = Field(default=6, description="Gold fiducials (5-10 nm) per tomogram.")
+    membranes: list[MembraneEntry] = Field(
+        default_factory=list, description="Membranes of any shape (bilayers), drawn first."
+    )
+    membrane_proteins: list[MembraneProteinEntry] = Field(
+        default_factory=list, description="Proteins placed on the membranes by their normal."
+    )
+    filaments: list[FilamentEntry] = Field(
+        default_factory=list, description="Actin filaments and microtubules."
+    )
+    volume_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Fill the cytosol with the soluble particles to this labelled volume "
+        "fraction (counts become proportions; null: place the counts).",
+    )
     cache_dir: Path | None = Field(
         default=None,
         description="Cache of structure maps (null: $FAKET_CACHE_DIR or ~/.cache/faket).",
@@ -119,6 +224,7 @@ class PhantomSettings(_Model):
     @model_validator(mode="after")
     def _not_empty(self) -> PhantomSettings:
         n = sum(self.builtin.values()) + sum(s.count for s in self.structures)
+        n += len(self.membranes) + len(self.filaments)
         if n + self.vesicles + self.fiducials == 0:
             raise ValueError(
                 "no particles, vesicles or fiducials: the specimens would be empty "
@@ -132,6 +238,12 @@ class PhantomSettings(_Model):
             raise ValueError(f"slab_voxels {self.slab_voxels} is thicker than the box's nz")
         if self.vesicle_radius_nm[1] < self.vesicle_radius_nm[0]:
             raise ValueError("vesicle_radius_nm: the largest radius is below the smallest")
+        if self.membrane_proteins and not self.membranes:
+            raise ValueError("membrane_proteins: there are no membranes to place them on")
+        if self.volume_fraction is not None and not (
+            sum(self.builtin.values()) + sum(s.count for s in self.structures)
+        ):
+            raise ValueError("volume_fraction: no soluble particle classes to fill it with")
         return self
 
 

@@ -396,9 +396,9 @@ class _StudyCommand(GreedyOptionsCommand):
 @click.option(
     "--exclude",
     multiple=True,
-    default=("vesicle",),
+    default=("vesicle", "membrane", "actin", "microtubule"),
     show_default=True,
-    help="Class neither extracted nor scored; repeatable.",
+    help="Class neither extracted nor scored (extended objects); repeatable.",
 )
 @DEVICE_OPTION
 @click.option(

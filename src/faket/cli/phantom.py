@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -41,6 +43,96 @@ def _builtin(
     if width > max(box):  # refused before its map is drawn
         raise bad(f"a {size_nm:g} nm particle is {width:.4g} voxels wide, more than the box {box}")
     return parts[0], count, diameter
+
+
+def _range_nm(text: str, bad: Callable[[str], click.BadParameter]) -> tuple[float, float]:
+    """Parse ``LO-HI`` (nm) or one number ``X`` (both ends)."""
+    try:
+        low, _, high = text.partition("-")
+        pair = (float(low), float(high or low))
+    except ValueError:
+        raise bad(f"{text!r} is not a size range LO-HI in nm") from None
+    if not all(math.isfinite(v) for v in pair):
+        raise bad(f"{text!r} is not a finite size range")
+    return pair
+
+
+def _entry(model: type[Any], fields: dict[str, Any], bad: Callable[[str], click.BadParameter]):
+    """Validate one scene entry; pydantic's first complaint as the option's error."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as err:
+        raise bad(err.errors()[0]["msg"].removeprefix("Value error, ")) from None
+
+
+def _membrane(value: str) -> Any:
+    """Parse ``SHAPE:COUNT[:LO-HI]`` or ``SHAPE:area=F[:LO-HI]`` into a MembraneEntry."""
+    from faket.config import MembraneEntry
+
+    def bad(problem: str) -> click.BadParameter:
+        return click.BadParameter(f"{value!r}: {problem}", param_hint="--membranes")
+
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        raise bad("not SHAPE:COUNT[:LO-HI_NM] or SHAPE:area=F[:LO-HI_NM]")
+    fields: dict[str, Any] = {"shape": parts[0]}
+    try:
+        if parts[1].startswith("area="):
+            fields["area_fraction"] = float(parts[1].removeprefix("area="))
+        else:
+            fields["count"] = int(parts[1])
+    except ValueError:
+        raise bad(f"{parts[1]!r} is not a count or area=FRACTION") from None
+    if len(parts) == 3:
+        fields["size_nm"] = _range_nm(parts[2], bad)
+    return _entry(MembraneEntry, fields, bad)
+
+
+def _membrane_protein(value: str) -> Any:
+    """Parse ``TYPE_OR_FILE:COUNT[:OFFSET_NM]`` into a MembraneProteinEntry."""
+    from faket.config import MembraneProteinEntry
+    from faket.phantom import BUILTIN_PARTICLES
+
+    def bad(problem: str) -> click.BadParameter:
+        return click.BadParameter(f"{value!r}: {problem}", param_hint="--membrane-proteins")
+
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        raise bad("not TYPE_OR_FILE:COUNT[:OFFSET_NM]")
+    try:
+        count = int(parts[1])
+        offset = float(parts[2]) if len(parts) == 3 else 0.0
+    except ValueError:
+        raise bad("the count must be an integer and the offset a number of nm") from None
+    fields: dict[str, Any] = {"count": count, "offset_nm": offset}
+    if parts[0] in BUILTIN_PARTICLES:
+        fields["builtin"] = parts[0]
+    elif Path(parts[0]).is_file():
+        fields["path"] = Path(parts[0])
+    else:
+        raise bad(f"{parts[0]!r} is neither a built-in type nor a file")
+    return _entry(MembraneProteinEntry, fields, bad)
+
+
+def _filament(value: str) -> Any:
+    """Parse ``TYPE:COUNT[:LO-HI_NM]`` into a FilamentEntry."""
+    from faket.config import FilamentEntry
+
+    def bad(problem: str) -> click.BadParameter:
+        return click.BadParameter(f"{value!r}: {problem}", param_hint="--filaments")
+
+    parts = value.split(":")
+    if len(parts) not in (2, 3):
+        raise bad("not TYPE:COUNT[:LO-HI_NM] (TYPE actin or microtubule)")
+    try:
+        fields: dict[str, Any] = {"type": parts[0], "count": int(parts[1])}
+    except ValueError:
+        raise bad(f"{parts[1]!r} is not a count") from None
+    if len(parts) == 3:
+        fields["length_nm"] = _range_nm(parts[2], bad)
+    return _entry(FilamentEntry, fields, bad)
 
 
 def _check_voxel_size(voxel_size: float) -> None:
@@ -114,6 +206,33 @@ def _check_voxel_size(voxel_size: float) -> None:
     help="Number of gold fiducials (5-10 nm).",
 )
 @click.option(
+    "--membranes",
+    "membranes",
+    multiple=True,
+    help="Membranes SHAPE:COUNT[:LO-HI_NM] or SHAPE:area=F[:LO-HI_NM] (sphere, ellipsoid, "
+    "blob, torus, tube, sheet; size: radius, largest semi-axis or height); repeatable.",
+)
+@click.option(
+    "--membrane-proteins",
+    "membrane_proteins",
+    multiple=True,
+    help="Proteins on the membranes TYPE_OR_FILE:COUNT[:OFFSET_NM] (a built-in type or a "
+    "structure file; its Z axis along the normal, OFFSET from the midplane); repeatable.",
+)
+@click.option(
+    "--filaments",
+    "filaments",
+    multiple=True,
+    help="Filaments TYPE:COUNT[:LO-HI_NM] (actin, microtubule; lengths in nm); repeatable.",
+)
+@click.option(
+    "--volume-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Fill the cytosol with the particle classes to this labelled volume fraction "
+    "(their counts become proportions).",
+)
+@click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."
 )
 @click.option(
@@ -138,6 +257,10 @@ def phantom(
     slab: int | None,
     vesicles: int,
     fiducials: int,
+    membranes: tuple[str, ...],
+    membrane_proteins: tuple[str, ...],
+    filaments: tuple[str, ...],
+    volume_fraction: float | None,
     seed: int,
     cache_dir: Path | None,
     output: Path,
@@ -153,11 +276,20 @@ def phantom(
       faket phantom --structure a.pdb --count 40 --builtin ring:25 \\
           --box 200 512 512 --voxel-size 10 --slab 160 --vesicles 3 \\
           --fiducials 10 --seed 1 -o model_0/
+
+    \b
+    A cellular scene (membranes, proteins on them, filaments, crowding):
+      faket phantom --builtin ribosome:3 --builtin globule:6 --box 200 512 512 \\
+          --voxel-size 10 --slab 160 --membranes blob:2 --membranes sheet:1 \\
+          --membrane-proteins ring:30 --filaments actin:10 --filaments microtubule:2 \\
+          --volume-fraction 0.15 -o cell/
     """
     from faket.errors import FaketInputError
     from faket.io.provenance import write_provenance
     from faket.io.specimen_files import write_specimen
-    from faket.phantom import ParticleClass, build_specimen, builtin_particle, load_structure
+    from faket.phantom import ParticleClass, builtin_particle, load_structure
+    from faket.phantom.scene import build_scene
+    from faket.pipeline.scene import scene_from_entries
 
     _check_voxel_size(voxel_size)
     if len(counts) != len(structures):
@@ -169,6 +301,13 @@ def phantom(
             f"{slab} voxels is thicker than the box ({box[0]} voxels in Z)", param_hint="--slab"
         )
     parsed = [_builtin(value, box, voxel_size) for value in builtins]
+    membrane_entries = [_membrane(value) for value in membranes]
+    protein_entries = [_membrane_protein(value) for value in membrane_proteins]
+    filament_entries = [_filament(value) for value in filaments]
+    if protein_entries and not membrane_entries:
+        raise click.BadParameter(
+            "there are no --membranes to place them on", param_hint="--membrane-proteins"
+        )
     start = time.perf_counter()
     classes: list[ParticleClass] = []
     names: set[str] = set()
@@ -190,12 +329,27 @@ def phantom(
         except ValueError as err:
             raise click.BadParameter(str(err), param_hint="--builtin") from err
         classes.append(ParticleClass(unique(kind), density, count, f"builtin:{kind}"))
+    if volume_fraction is not None and not sum(c.count for c in classes):
+        raise click.BadParameter(
+            "no particle classes to fill it with", param_hint="--volume-fraction"
+        )
+    scene = scene_from_entries(
+        membrane_entries,
+        protein_entries,
+        filament_entries,
+        volume_fraction,
+        voxel_size,
+        cache_dir=cache_dir,
+    )
     total = sum(c.count for c in classes) + vesicles + fiducials
+    total += sum(p.count for p in protein_entries) + sum(f.count for f in filament_entries)
+    total += sum(m.count or 0 for m in membrane_entries)
     with progress_bar(total, "place", "particle") as bar:
-        specimen = build_specimen(
+        specimen = build_scene(
             classes,
             box,
             voxel_size,
+            scene,
             slab_voxels=slab,
             n_vesicles=vesicles,
             n_fiducials=fiducials,
@@ -215,6 +369,10 @@ def phantom(
             "slab_voxels": slab,
             "vesicles": vesicles,
             "fiducials": fiducials,
+            "membranes": list(membranes),
+            "membrane_proteins": list(membrane_proteins),
+            "filaments": list(filaments),
+            "volume_fraction": volume_fraction,
             "seed": seed,
             "n_particles": len(specimen.particles),
             "seconds": round(time.perf_counter() - start, 3),

@@ -2,10 +2,11 @@
 
 :func:`demo_config` is the configuration ``faket demo`` runs: three tomograms of
 96 x 256 x 256 voxels at 10 Angstrom with the built-in particle library, vesicles
-(radius 15-30 nm, so they fit the 96 nm slab) and gold fiducials, 41 tilts from -60 to
-+60 degrees, the built-in reference microscope as the style source, and both noise models
-(published and spectral) so the report compares them. Smaller sizes keep the same field
-of view (coarser voxels), so the particles still fit.
+(radius 15-30 nm, so they fit the 96 nm slab) and gold fiducials in a cellular scene
+(:data:`CELLULAR_LAYERS`: membranes, membrane proteins, actin and a microtubule), 41
+tilts from -60 to +60 degrees, the built-in reference microscope as the style source,
+and both noise models (published and spectral) so the report compares them. Smaller
+sizes keep the same field of view (coarser voxels), so the particles still fit.
 
 ``crowded=True`` is the picking study's dataset, crowded like SHREC 2021: about 250
 particles per tomogram of twelve classes (:data:`CROWDED_BUILTIN` and the three atomic
@@ -45,6 +46,20 @@ CROWDED_BUILTIN = {
 
 CROWDED_STRUCTURES = {"bundle7": 20, "coiledcoil": 10, "helixring": 10}
 """The crowded demo's atomic-model classes (`faket.demo.structures`) -> count per tomogram."""
+
+CELLULAR_LAYERS: dict[str, list[dict[str, object]]] = {
+    "membranes": [
+        {"shape": "sheet", "count": 1, "size_nm": [5.0, 20.0]},
+        {"shape": "ellipsoid", "count": 1, "size_nm": [25.0, 40.0]},
+    ],
+    "membrane_proteins": [{"builtin": "barrel", "count": 6, "offset_nm": 0.0}],
+    "filaments": [
+        {"type": "actin", "count": 4, "length_nm": [150.0, 400.0]},
+        {"type": "microtubule", "count": 1, "length_nm": [200.0, 400.0]},
+    ],
+}
+"""The demo's cellular layers: a membrane sheet and an ellipsoidal organelle with
+transmembrane barrels, actin filaments and a microtubule (`faket.phantom.scene`)."""
 
 STRUCTURES_FOLDER = "structures"
 """Where the crowded demo writes its PDB files, inside the output folder."""
@@ -108,6 +123,7 @@ def demo_config(
             "shape_zyx": [max(1, 3 * size // 8), size, size],
             "voxel_size_a": DEMO_VOXEL_SIZE_A * DEMO_SIZE / size,
             "vesicle_radius_nm": [15.0, 30.0],
+            **CELLULAR_LAYERS,
         },
     }
     if crowded:

@@ -100,6 +100,11 @@ def target_modality(modality: str) -> str:
     return "noiseless" if modality == "noiseless" else "reference"
 
 
+EXTENDED_CLASSES = ("vesicle", "membrane", "actin", "microtubule")
+"""Classes a study neither extracts nor scores by default: membranes and filaments are
+extended, not particles with a centre (`faket.phantom.scene` lists them at their middle)."""
+
+
 @dataclass(frozen=True)
 class StudyPlan:
     """What a study trains and tests.
@@ -153,7 +158,7 @@ class StudyPlan:
     test: int
     seeds: tuple[int, ...]
     settings: TrainingSettings
-    exclude: tuple[str, ...] = ("vesicle",)
+    exclude: tuple[str, ...] = EXTENDED_CLASSES
     segment_step: int | None = None
     segment_patch: int | None = None
     cluster: str = "meanshift"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from faket.io.deepfinder import write_label_mrc, write_objects_xml
+from faket.io.json_files import write_json
 from faket.io.mrc import write_mrc
 from faket.io.particles import write_particle_locations
 from faket.io.particles_star import write_classes_json, write_particles_star
@@ -70,7 +71,10 @@ def write_specimen(
     write_mrc(specimen.grandmodel, root / "grandmodel.mrc", voxel_size_a=v)
     write_label_mrc(specimen.class_mask, root / "class_mask.mrc", voxel_size_a=v)
     write_mrc(specimen.occupancy_mask, root / "occupancy_mask.mrc", voxel_size_a=v)
-    write_particle_locations(specimen.particles, root / "particle_locations.txt")
+    # Membranes and filaments have no orientation: NaN angles, as the SHREC simulator writes.
+    write_particle_locations(
+        specimen.particles, root / "particle_locations.txt", missing_angles=True
+    )
     ids = {str(c["name"]): int(c["id"]) for c in specimen.classes}  # type: ignore[call-overload]
     write_particles_star(
         specimen.particles,
@@ -92,3 +96,6 @@ def write_specimen(
         cluster_sizes=[int(s) for s in sizes[1 : len(specimen.particles) + 1]],
     )
     write_classes_json(specimen.classes, root / "classes.json")
+    if any(specimen.layers.values()):
+        # Membranes' and filaments' geometry (surfaces, axis polylines, monomers), in A.
+        write_json(specimen.layers, root / "layers.json")

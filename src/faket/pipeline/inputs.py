@@ -35,6 +35,9 @@ def input_files(config: FaketConfig) -> list[tuple[str, Path]]:
         files.append(("projection.angles_file", config.projection.angles_file))
     for k, entry in enumerate(config.phantom.structures):
         files.append((f"phantom.structures[{k}].path", entry.path))
+    for k, protein in enumerate(config.phantom.membrane_proteins):
+        if protein.path is not None:
+            files.append((f"phantom.membrane_proteins[{k}].path", protein.path))
     ref = config.reference
     if ref.source == "files":
         from faket.pipeline.references import metadata_files, reference_sources

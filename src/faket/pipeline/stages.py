@@ -123,7 +123,8 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     from faket.io.alignments import write_microscope_alignment, write_xf
     from faket.io.specimen_files import write_specimen
     from faket.microscope import simulate_tilt_series
-    from faket.phantom import build_specimen
+    from faket.phantom.scene import build_scene
+    from faket.pipeline.scene import scene_from_entries
     from faket.projection import project_tilt_series
 
     config, spec = plan.config, plan.specimens[index]
@@ -134,10 +135,19 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     p, v = config.phantom, plan.voxel_size_a
     timer = StageTimer()
     with timer("phantom"):
-        specimen = build_specimen(
+        scene = scene_from_entries(
+            p.membranes,
+            p.membrane_proteins,
+            p.filaments,
+            p.volume_fraction,
+            v,
+            cache_dir=p.cache_dir,
+        )
+        specimen = build_scene(
             particle_classes(config),
             p.shape_zyx,
             v,
+            scene,
             slab_voxels=p.slab_voxels,
             n_vesicles=p.vesicles,
             vesicle_radius_a=(10 * p.vesicle_radius_nm[0], 10 * p.vesicle_radius_nm[1]),
