@@ -206,3 +206,28 @@ def test_membrane_proteins_without_membranes_are_refused(run_cli, tmp_path):
     args = ["phantom", "--builtin", "globule:1", "--box", *SHAPE, "--voxel-size", VOXEL_A]
     code, _, err = run_cli(*args, "--membrane-proteins", "ring:2", "-o", tmp_path / "o")
     assert code == 2 and "--membrane-proteins" in err and "no --membranes" in err
+
+
+def test_a_helical_filament_from_the_config_follows_its_lattice():
+    from faket.config import FilamentEntry
+    from faket.pipeline.scene import scene_from_entries
+
+    entry = FilamentEntry(
+        type="helical",
+        builtin="globule",
+        count=1,
+        length_nm=(60.0, 60.0),
+        persistence_length_nm=1e6,
+        rise_nm=5.0,
+        twist_deg=60.0,
+        radius_nm=3.0,
+    )
+    scene = scene_from_entries([], [], [entry], None, VOXEL_A)
+    cell = build_scene([], SHAPE, VOXEL_A, scene, slab_voxels=SLAB, seed=2)
+    (record,) = cell.layers["filaments"]
+    assert record["class"] == "globule_filament"
+    xyz = np.asarray(record["monomers"]["xyz_a"])
+    # Successive monomers: 50 A apart along the axis and 2 x 30 sin(30 deg) = 30 A around it.
+    steps = np.linalg.norm(np.diff(xyz, axis=0), axis=1)
+    np.testing.assert_allclose(steps, np.hypot(50.0, 30.0), atol=1.0)  # a nearly straight path
+    assert abs(len(xyz) * 50.0 - record["length_a"]) <= 50.0

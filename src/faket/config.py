@@ -146,9 +146,11 @@ class MembraneProteinEntry(_Model):
 
 
 class FilamentEntry(_Model):
-    """Filaments of one type along smooth random paths."""
+    """Filaments of one type along smooth random paths (actin, microtubule, or helical)."""
 
-    type: Literal["actin", "microtubule"] = Field(description="actin or microtubule.")
+    type: Literal["actin", "microtubule", "helical"] = Field(
+        description="actin, microtubule, or helical (a user's monomer on a helix)."
+    )
     count: Count = Field(description="Number per tomogram.")
     length_nm: tuple[PositiveFloat, PositiveFloat] = Field(
         default=(200.0, 600.0), description="Shortest and longest length, nm (the box cuts)."
@@ -156,12 +158,47 @@ class FilamentEntry(_Model):
     persistence_length_nm: PositiveFloat | None = Field(
         default=None, description="Persistence length, nm (null: actin 10 um, microtubule 1 mm)."
     )
+    path: Path | None = Field(
+        default=None, description="helical: the monomer's atomic model or map file."
+    )
+    builtin: str | None = Field(default=None, description="helical: or a built-in monomer type.")
+    rise_nm: PositiveFloat | None = Field(default=None, description="helical: rise per monomer.")
+    twist_deg: float | None = Field(default=None, description="helical: twist per monomer.")
+    radius_nm: float | None = Field(
+        default=None, ge=0, description="helical: monomer centres' distance from the axis."
+    )
+    starts: PositiveInt = Field(default=1, description="helical: number of helix starts.")
 
     @model_validator(mode="after")
     def _range(self) -> FilamentEntry:
         if self.length_nm[1] < self.length_nm[0]:
             raise ValueError("length_nm: the longest is below the shortest")
+        helical = (self.path, self.builtin, self.rise_nm, self.twist_deg, self.radius_nm)
+        if self.type != "helical" and any(v is not None for v in helical):
+            raise ValueError(
+                f"path, builtin, rise_nm, twist_deg, radius_nm are for helical, not {self.type}"
+            )
+        if self.type == "helical":
+            if (self.path is None) == (self.builtin is None):
+                raise ValueError("a helical filament needs one of path or builtin (its monomer)")
+            if None in (self.rise_nm, self.twist_deg, self.radius_nm):
+                raise ValueError("a helical filament needs rise_nm, twist_deg and radius_nm")
+        if self.builtin is not None:
+            from faket.phantom import BUILTIN_PARTICLES
+
+            if self.builtin not in BUILTIN_PARTICLES:
+                raise ValueError(f"unknown built-in particle {self.builtin}")
         return self
+
+    @property
+    def name(self) -> str:
+        """The class name: actin, microtubule, or the monomer's type or file stem."""
+        if self.type != "helical":
+            return self.type
+        if self.builtin is not None:
+            return f"{self.builtin}_filament"
+        assert self.path is not None
+        return self.path.name.split(".")[0] or "filament"
 
 
 class PhantomSettings(_Model):

@@ -38,6 +38,9 @@ def input_files(config: FaketConfig) -> list[tuple[str, Path]]:
     for k, protein in enumerate(config.phantom.membrane_proteins):
         if protein.path is not None:
             files.append((f"phantom.membrane_proteins[{k}].path", protein.path))
+    for k, filament in enumerate(config.phantom.filaments):
+        if filament.path is not None:
+            files.append((f"phantom.filaments[{k}].path", filament.path))
     ref = config.reference
     if ref.source == "files":
         from faket.pipeline.references import metadata_files, reference_sources

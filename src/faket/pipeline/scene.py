@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from faket.config import FilamentEntry, MembraneEntry, MembraneProteinEntry
 from faket.errors import FaketInputError
@@ -34,7 +35,6 @@ def scene_from_entries(
         For a membrane protein's missing file (named by ``field``, e.g. ``phantom``).
     """
     from faket.phantom import builtin_particle, load_structure
-    from faket.phantom.filaments import FilamentRequest
     from faket.phantom.membrane_proteins import MembraneProteinRequest
     from faket.phantom.membranes import MembraneRequest
 
@@ -68,12 +68,30 @@ def scene_from_entries(
             )
         )
     filament_requests = tuple(
-        FilamentRequest(
-            f.type,
-            f.count,
-            (10 * f.length_nm[0], 10 * f.length_nm[1]),
-            None if f.persistence_length_nm is None else 10 * f.persistence_length_nm,
-        )
-        for f in filaments
+        _filament_request(f, k, voxel_size_a, cache_dir, field) for k, f in enumerate(filaments)
     )
     return Scene(membrane_requests, tuple(proteins), filament_requests, volume_fraction)
+
+
+def _filament_request(
+    entry: FilamentEntry, k: int, voxel_size_a: float, cache_dir: Path | None, field: str
+) -> Any:
+    """Return one entry's `FilamentRequest`, a helical one with its monomer drawn."""
+    from faket.phantom import builtin_particle, load_structure
+    from faket.phantom.filaments import FilamentRequest, HelixLattice
+
+    length_a = (10 * entry.length_nm[0], 10 * entry.length_nm[1])
+    lp = None if entry.persistence_length_nm is None else 10 * entry.persistence_length_nm
+    if entry.type != "helical":
+        return FilamentRequest(entry.type, entry.count, length_a, lp)
+    if entry.path is not None:
+        if not entry.path.is_file():
+            raise FaketInputError(f"{field}.filaments[{k}].path: no such file", entry.path)
+        monomer = load_structure(entry.path, voxel_size_a, cache=cache_dir)
+    else:
+        assert entry.builtin is not None
+        monomer = builtin_particle(entry.builtin, voxel_size_a)
+    assert entry.rise_nm is not None and entry.twist_deg is not None
+    assert entry.radius_nm is not None
+    lattice = HelixLattice(10 * entry.rise_nm, entry.twist_deg, 10 * entry.radius_nm, entry.starts)
+    return FilamentRequest(entry.name, entry.count, length_a, lp, monomer, lattice)
