@@ -63,3 +63,23 @@ def test_particles_displace_ice_by_their_occupancy():
     expected = volume - 4.575 * torch.tensor([0.0, 0.5, 1.0, 1.0]).reshape(1, 1, 4)
     torch.testing.assert_close(out, expected)
     assert displace_ice(volume, 4.575, None) is volume
+
+
+@pytest.mark.parametrize("shape", [(5, 33, 40), (1, 16, 17), (8, 64, 31)])
+def test_the_ice_low_pass_in_blocks_equals_one_3d_fft(shape, monkeypatch):
+    # Oracle: the periodic Gaussian filter as one 3-D real FFT (the crash-prone call
+    # at detector scale); ours is separable, slice by slice and in blocks of rows.
+    from faket.microscope import specimen
+
+    monkeypatch.setattr(specimen, "_FFT_BLOCK_ELEMENTS", 100)  # several blocks along Y
+    x = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    sigma = 1.7
+    nz, ny, nx = shape
+    fz = torch.fft.fftfreq(nz, dtype=x.dtype)[:, None, None]
+    fy = torch.fft.fftfreq(ny, dtype=x.dtype)[None, :, None]
+    fx = torch.fft.rfftfreq(nx, dtype=x.dtype)[None, None, :]
+    gauss = torch.exp(-2 * math.pi**2 * sigma**2 * (fz**2 + fy**2 + fx**2))
+    expected = torch.fft.irfftn(torch.fft.rfftn(x) * gauss, s=shape)
+    ours = x.clone()
+    specimen._gaussian_low_pass_periodic(ours, sigma)
+    torch.testing.assert_close(ours, expected, atol=1e-12, rtol=0)  # float64 rounding
