@@ -216,7 +216,9 @@ def _base_specimen(
 
 def _class_info(class_id: int, body: Body, layer: str, voxel_size_a: float) -> dict[str, object]:
     """Return the ``classes`` entry of a layer's class: id, name, source, size in A."""
-    source = {"membrane": "builtin:membrane", "filament": f"builtin:{body.class_name}"}
+    builtin = body.class_name in ("actin", "microtubule")
+    filament = f"{'builtin' if builtin else 'helical'}:{body.class_name}"
+    source = {"membrane": "builtin:membrane", "filament": filament}
     return {
         "id": class_id,
         "name": body.class_name,
