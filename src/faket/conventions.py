@@ -26,7 +26,7 @@ is darker than the background, as in transmission images.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 if TYPE_CHECKING:
     import numpy as np
@@ -43,6 +43,28 @@ TILT_AXIS = "y"
 
 TiltAngles: TypeAlias = "Sequence[float] | np.ndarray | torch.Tensor"
 """Tilt angles in degrees, ``(n_tilts,)``, in the order of the tilt-series' images."""
+
+
+class TiltStack(Protocol):
+    """A tilt-series read a few tilts at a time: a tensor, or one in a file.
+
+    ``stack[a:b]`` returns tilts ``a .. b-1`` as a ``(b - a, ny, nx)`` floating tensor;
+    ``shape`` is ``(n_tilts, ny, nx)``. A :class:`torch.Tensor` is one;
+    :class:`faket.io.tilt_stack.MrcTilts` reads them from an MRC file when asked.
+    """
+
+    @property
+    def shape(self) -> Sequence[int]:
+        """``(n_tilts, ny, nx)``."""
+        ...
+
+    @property
+    def ndim(self) -> int:
+        """3."""
+        ...
+
+    def __getitem__(self, index: slice, /) -> torch.Tensor: ...
+
 
 DTYPE = "float32"
 """dtype of every volume and tilt-series written to disk."""

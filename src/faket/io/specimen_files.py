@@ -11,9 +11,9 @@ import numpy as np
 
 from faket.io.deepfinder import write_label_mrc, write_objects_xml
 from faket.io.json_files import write_json
-from faket.io.mrc import write_mrc
 from faket.io.particles import write_particle_locations
 from faket.io.particles_star import write_classes_json, write_particles_star
+from faket.io.tilt_stack import write_mrc_in_parts
 
 if TYPE_CHECKING:
     from faket.phantom.specimen import Specimen
@@ -68,9 +68,9 @@ def write_specimen(
         match = _TRAILING_NUMBER.search(tomo_name)
         tomo_idx = int(match.group(1)) if match else 0
     v = specimen.voxel_size_a
-    write_mrc(specimen.grandmodel, root / "grandmodel.mrc", voxel_size_a=v)
+    write_mrc_in_parts(specimen.grandmodel, root / "grandmodel.mrc", voxel_size_a=v)
     write_label_mrc(specimen.class_mask, root / "class_mask.mrc", voxel_size_a=v)
-    write_mrc(specimen.occupancy_mask, root / "occupancy_mask.mrc", voxel_size_a=v)
+    write_mrc_in_parts(specimen.occupancy_mask, root / "occupancy_mask.mrc", voxel_size_a=v)
     # Membranes and filaments have no orientation: NaN angles, as the SHREC simulator writes.
     write_particle_locations(
         specimen.particles, root / "particle_locations.txt", missing_angles=True
