@@ -202,7 +202,7 @@ def test_the_style_runs_within_style_memory_gib_tiled_where_a_tilt_needs_more(
         seen.update(options)
         raise Stop
 
-    monkeypatch.setattr(series, "stylize_tilt_series", record)
+    monkeypatch.setattr(series, "stylized_batches", record)
     with pytest.raises(Stop):
         simulate_dataset(config)
     assert seen["memory_budget_bytes"] == 2**30 and seen["working_size"] == 1024

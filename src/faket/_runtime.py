@@ -71,6 +71,32 @@ def resident_bytes() -> int:
         return 0
 
 
+def reset_peak_resident() -> bool:
+    """Reset this process's peak resident memory (Linux ``/proc/self/clear_refs``).
+
+    Returns whether it took effect; after it, :func:`peak_resident_bytes` measures the
+    peak from now on. It also resets what ``getrusage`` reports as ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_resident_bytes() -> int:
+    """Return this process's peak resident memory in bytes (Linux ``VmHWM``; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def release_free_memory_above(limit_bytes: int) -> bool:
     """Trim the heap (:func:`release_free_memory`) when resident memory exceeds a limit.
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from faket.config import FaketConfig
+from faket.conventions import TiltStack
 from faket.errors import FaketInputError
 from faket.io import (
     read_json_object,
@@ -61,17 +62,27 @@ def resolve_device(name: str) -> torch.device:
 
 
 class StageTimer:
-    """Wall-clock seconds per named stage."""
+    """Wall-clock seconds and peak resident memory (GiB, Linux only) per named stage.
+
+    The peak of a stage is the process's, from the stage's start to its end: what was
+    resident when it began counts, so the largest stage peak is the task's peak.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self.peak_gib: dict[str, float] = {}
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        """Time the ``with`` block as stage ``name``."""
+        """Time the ``with`` block as stage ``name`` and record its peak memory."""
+        from faket._runtime import peak_resident_bytes, reset_peak_resident
+
+        measured = reset_peak_resident()
         start = time.perf_counter()
         yield
         self.seconds[name] = round(time.perf_counter() - start, 4)
+        if measured:
+            self.peak_gib[name] = round(peak_resident_bytes() / 2**30, 3)
 
 
 def set_threads(config: FaketConfig) -> None:
@@ -122,6 +133,7 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     """
     from faket.io.alignments import write_microscope_alignment, write_xf
     from faket.io.specimen_files import write_specimen
+    from faket.io.tilt_stack import write_mrc_in_parts
     from faket.microscope import simulate_tilt_series
     from faket.phantom.scene import build_scene
     from faket.pipeline.scene import scene_from_entries
@@ -156,19 +168,21 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
         )
         write_specimen(specimen, spec.folder, tomo_name=spec.folder.name)
     volume = torch.from_numpy(specimen.grandmodel).to(torch.device(plan.device))
+    n_particles = len(specimen.particles)
+    del specimen  # its masks are written; projection and microscope need the volume only
     with timer("project"):
         noiseless = project_tilt_series(volume, plan.tilt_angles)
         write_tilt_angles(plan.tilt_angles, spec.folder / "tilt_angles.tlt")
         # The simulated modalities are aligned by construction: an identity .xf for tools
         # that ask for one (its angles are the sibling tilt_angles.tlt).
         write_xf([(0.0, 0.0)] * len(plan.tilt_angles), spec.folder / "tilt_angles.xf")
-        write_mrc(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
+        write_mrc_in_parts(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
     if plan.microscope is not None:
         with timer("microscope"):
             result = simulate_tilt_series(
                 volume, plan.tilt_angles, v, plan.microscope, seed=spec.seed + 1
             )
-            write_mrc(result.counts, spec.folder / "reference.mrc", voxel_size_a=v)
+            write_mrc_in_parts(result.counts, spec.folder / "reference.mrc", voxel_size_a=v)
             write_microscope_alignment(
                 result.records(),
                 spec.folder / "reference.mrc",
@@ -180,8 +194,9 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
         {
             "resume_key": spec.resume_key,
             "seed": spec.seed,
-            "n_particles": len(specimen.particles),
+            "n_particles": n_particles,
             "timings_s": timer.seconds,
+            "peak_memory_gib": timer.peak_gib,
         },
         marker,
     )
@@ -279,6 +294,7 @@ def _reconstruct_user_references(plan: RunPlan) -> None:
     the reference, its angles or the reconstruction settings change (the sidecar
     ``.json`` holds the run's resume key base).
     """
+    from faket.io.tilt_stack import MrcTilts
     from faket.pipeline.references import prepared_path
 
     folder = plan.output / "references"
@@ -288,7 +304,7 @@ def _reconstruct_user_references(plan: RunPlan) -> None:
         marker = folder / f"tomogram_reference_{k}.json"
         if target.is_file() and is_done(marker, key):
             continue
-        reference = torch.from_numpy(read_mrc(prepared_path(plan.output, k), ndim=3).data)
+        reference = MrcTilts(prepared_path(plan.output, k))
         tomogram, size = reconstruct_series(
             plan, reference, plan.tilt_angles_deg, ref.run_pixel_size_a
         )
@@ -297,18 +313,30 @@ def _reconstruct_user_references(plan: RunPlan) -> None:
 
 
 def reconstruct_series(
-    plan: RunPlan, series: torch.Tensor, angles: tuple[float, ...], pixel_size_a: float | None
+    plan: RunPlan, series: TiltStack, angles: tuple[float, ...], pixel_size_a: float | None
 ) -> tuple[torch.Tensor, float | None]:
-    """Bin and back-project one tilt-series with the run's settings."""
+    """Bin and back-project one tilt-series with the run's settings.
+
+    ``series`` is a tensor or tilts read from a file on demand; it is binned a part of
+    the tilts at a time (binning works per tilt), so only the binned series is held.
+    """
+    from faket.io.tilt_stack import tilts_per_part
     from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
 
     r = plan.config.reconstruction
-    binned, size = bin_tilt_series(
-        series.to(torch.device(plan.device)),
-        r.binning,
-        method=r.binning_method,
-        pixel_size_a=pixel_size_a,
-    )
+    device = torch.device(plan.device)
+    n_tilts, step = int(series.shape[0]), tilts_per_part(series.shape)
+    parts, size = [], pixel_size_a
+    for start in range(0, n_tilts, step):
+        binned_part, size = bin_tilt_series(
+            series[start : start + step].to(device),
+            r.binning,
+            method=r.binning_method,
+            pixel_size_a=pixel_size_a,
+        )
+        parts.append(binned_part)
+    binned = parts[0] if len(parts) == 1 else torch.cat(parts)
+    del parts
     tomogram = reconstruct_tomogram(
         binned,
         list(angles),

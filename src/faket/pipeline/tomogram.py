@@ -10,6 +10,11 @@ published model at order 0) once; then it reconstructs every tilt-series and wri
 One noise field per tomogram: BASELINE, NOISY and CONTENT of every model draw it from
 the same seed, as in the authors' code, so CONTENT is NOISY's noise realisation at a
 quarter of its amplitude, not a new draw (REFERENCE.md section 2).
+
+Memory: a tilt-series is held only while it is made; every later stage reads it back
+from its file a few tilts at a time (:class:`faket.io.tilt_stack.MrcTilts`), so a
+tomogram holds the noiseless series, one modality being made and the style's working
+memory, not the half-dozen series of the run (each 3 GB at 61 x 3500^2).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import torch
 
 from faket.io import read_json_object, read_mrc, read_noise_stats, write_mrc
 from faket.io.provenance import write_provenance
+from faket.io.tilt_stack import MrcTilts, MrcTiltWriter, write_mrc_in_parts
 from faket.pipeline.layout import RANDOM_FAKET, model_suffix, reconstructed_names
 from faket.pipeline.references import prepared_path
 from faket.pipeline.stages import (
@@ -51,17 +57,21 @@ def _style_path(plan: RunPlan, index: int) -> Path:
 
 def _make_modalities(
     plan: RunPlan, index: int, noiseless: torch.Tensor, stats: list[Any], model: str
-) -> dict[str, torch.Tensor]:
-    """NOISY and CONTENT of one noise model (and BASELINE with the primary), written."""
+) -> list[str]:
+    """Write NOISY and CONTENT of one noise model (and BASELINE with the primary).
+
+    Each is made, written and let go before the next: the tilt-series a run needs later
+    are read back from their files. Returns the names written.
+    """
     from faket.noise import make_modality
 
     spec = plan.specimens[index]
     primary = model == plan.config.noise.model
     suffix = model_suffix(model, plan.config.noise.model)
-    series = {}
+    names = []
     for modality in ("baseline", "noisy", "content") if primary else ("noisy", "content"):
         name = f"{modality}{suffix}"
-        series[name] = make_modality(
+        series = make_modality(
             noiseless,
             stats,
             modality,
@@ -70,27 +80,24 @@ def _make_modalities(
             model="published" if modality == "baseline" else model,
             at=plan.tilt_angles,
         )
-        write_mrc(series[name], spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
-    return series
+        write_mrc_in_parts(series, spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
+        del series
+        names.append(name)
+    return names
 
 
-def _make_faket(
-    plan: RunPlan,
-    index: int,
-    series: dict[str, torch.Tensor],
-    style: torch.Tensor,
-    suffix: str,
-    *,
-    ablation: bool = False,
-) -> torch.Tensor:
-    """Style NOISY of one noise model into its FAKET with ``style`` (the reference), written.
+def _make_faket(plan: RunPlan, index: int, suffix: str, *, ablation: bool = False) -> str:
+    """Style NOISY of one noise model into its FAKET with the reference; return its name.
 
-    With ``ablation`` the backbone is the random one (`load_backbone`'s fixed seed 0, so
-    the same files on every run) and the file ``faket_random<suffix>.mrc``.
+    NOISY, CONTENT and the reference are read from their files a batch of tilts at a
+    time and each finished batch is written, so the stage holds one batch and the
+    style's working memory, whatever the detector. With ``ablation`` the backbone is
+    the random one (`load_backbone`'s fixed seed 0, so the same files on every run) and
+    the file ``faket_random<suffix>.mrc``.
     """
     from faket._runtime import heap_trimmer
     from faket.style import StyleSettings
-    from faket.style.series import stylize_tilt_series
+    from faket.style.series import stylized_batches
 
     s = plan.config.style
     folder = plan.specimens[index].folder
@@ -99,28 +106,30 @@ def _make_faket(
     else:
         weights = None if s.weights_path is None else str(s.weights_path)
         backbone = load_style_backbone(s.backbone, weights, plan.device)
-    noisy, content = f"noisy{suffix}", f"content{suffix}"
-    faket = stylize_tilt_series(
+    paths = (folder / f"noisy{suffix}.mrc", folder / f"content{suffix}.mrc")
+    initial, content = (MrcTilts(path) for path in paths)
+    style_path = _style_path(plan, index)
+    batches = stylized_batches(
         backbone,
-        series[noisy],
-        series[content],
-        style,
+        initial,
+        content,
+        MrcTilts(style_path),
         StyleSettings(iterations=s.iterations, step_size=s.step_size),
         precision=plan.precision,
         tile=s.tile,
         memory_budget_bytes=s.memory_bytes,
         working_size=s.working_size,
-        # As faket style: heap reuse must not grow memory from tomogram to tomogram.
-        progress=heap_trimmer(s.memory_bytes),
-        names=(
-            str(folder / f"{noisy}.mrc"),
-            str(folder / f"{content}.mrc"),
-            str(_style_path(plan, index)),
-        ),
+        names=(str(paths[0]), str(paths[1]), str(style_path)),
     )
+    # As faket style: heap reuse must not grow memory from tomogram to tomogram.
+    trim = heap_trimmer(s.memory_bytes)
     name = f"{RANDOM_FAKET if ablation else 'faket'}{suffix}"
-    write_mrc(faket, folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
-    return faket
+    shape = (int(initial.shape[0]), int(initial.shape[1]), int(initial.shape[2]))
+    with MrcTiltWriter(folder / f"{name}.mrc", shape, voxel_size_a=plan.voxel_size_a) as out:
+        for start, tilts in batches:
+            out.write(start, tilts)
+            trim(int(tilts.shape[0]))
+    return name
 
 
 def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
@@ -134,38 +143,41 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
         return {}
     set_threads(config)
     timer = StageTimer()
-    noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
-    series = {"noiseless": noiseless.to(torch.device(plan.device))}
     stats = read_noise_stats(plan.output / "noise_stats.json")
-    style = style_reference(plan, index).to(torch.device(plan.device))  # read once
+    made = ["noiseless"]
     for model in config.noise.models:
         suffix = model_suffix(model, config.noise.model)
         with timer(f"modalities{suffix}"):
-            series.update(_make_modalities(plan, index, series["noiseless"], stats, model))
+            noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
+            noiseless = noiseless.to(torch.device(plan.device))
+            made += _make_modalities(plan, index, noiseless, stats, model)
+            del noiseless  # not held through the style: read again for the next model
         with timer(f"style{suffix}"):
-            series[f"faket{suffix}"] = _make_faket(plan, index, series, style, suffix)
+            made.append(_make_faket(plan, index, suffix))
         if model in config.style.ablation_models:
             with timer(f"style_random{suffix}"):
-                series[f"{RANDOM_FAKET}{suffix}"] = _make_faket(
-                    plan, index, series, style, suffix, ablation=True
-                )
+                made.append(_make_faket(plan, index, suffix, ablation=True))
     if plan.microscope is not None:
-        reference = read_mrc(spec.folder / "reference.mrc", ndim=3).data
-        series["reference"] = torch.from_numpy(reference)
+        made.append("reference")
     with timer("reconstruct"):
         for name in reconstructed_names(config.noise.models, tuple(config.style.ablation_models)):
-            if name in series:
+            if name in made:
+                series = MrcTilts(spec.folder / f"{name}.mrc")
                 tomogram, size = reconstruct_series(
-                    plan, series[name], plan.tilt_angles_deg, plan.voxel_size_a
+                    plan, series, plan.tilt_angles_deg, plan.voxel_size_a
                 )
                 write_mrc(tomogram, spec.folder / f"tomogram_{name}.mrc", voxel_size_a=size)
+                del tomogram
     phase1 = read_json_object(spec.folder / "specimen.json") or {}
     timings = {**phase1.get("timings_s", {}), **timer.seconds}
-    write_provenance(spec.folder / "provenance.json", _provenance(plan, index, timings))
+    peaks = {**phase1.get("peak_memory_gib", {}), **timer.peak_gib}
+    write_provenance(spec.folder / "provenance.json", _provenance(plan, index, timings, peaks))
     return timings
 
 
-def _provenance(plan: RunPlan, index: int, timings: dict[str, float]) -> dict[str, object]:
+def _provenance(
+    plan: RunPlan, index: int, timings: dict[str, float], peaks: dict[str, float]
+) -> dict[str, object]:
     config, spec = plan.config, plan.specimens[index]
     return {
         "resume_key": spec.resume_key,
@@ -182,4 +194,5 @@ def _provenance(plan: RunPlan, index: int, timings: dict[str, float]) -> dict[st
         "voxel_size_a": plan.voxel_size_a,
         "tomogram_voxel_size_a": plan.tomogram_voxel_size_a,
         "timings_s": timings,
+        "peak_memory_gib": peaks,
     }

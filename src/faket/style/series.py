@@ -6,10 +6,11 @@ Memory and tiles are planned by :mod:`faket.style.planning` (re-exported here).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
+from faket.conventions import TiltStack
 from faket.errors import FaketInputError
 from faket.style.backbones import VGGFeatures
 from faket.style.planning import (
@@ -41,14 +42,21 @@ __all__ = [
     "resize_images",
     "style_bytes_per_tilt",
     "stylize_tilt_series",
+    "stylized_batches",
     "tilts_per_batch",
     "transfer_plan",
     "working_shape",
 ]
 
 
-def minmax_range(stack: torch.Tensor, name: str) -> tuple[float, float]:
+_RANGE_CHUNK_ELEMENTS = 2**24
+"""Values per chunk of a stack's min-max pass (64 MB of float32)."""
+
+
+def minmax_range(stack: TiltStack, name: str) -> tuple[float, float]:
     """Return the min and max of a whole stack, for its normalisation to [0, 1].
+
+    The stack is read a few tilts at a time, so a stack in a file is never held whole.
 
     Raises
     ------
@@ -56,18 +64,25 @@ def minmax_range(stack: torch.Tensor, name: str) -> tuple[float, float]:
         If the stack is constant or holds NaN/Inf; ``name`` (a role or a file) is the
         error's path.
     """
-    if not torch.isfinite(stack).all():
-        raise FaketInputError("the tilt-series has NaN or Inf values", name)
-    low, high = float(stack.min()), float(stack.max())
+    n_tilts, ny, nx = (int(n) for n in stack.shape)
+    step = max(1, _RANGE_CHUNK_ELEMENTS // max(1, ny * nx))
+    low, high = float("inf"), float("-inf")
+    for start in range(0, n_tilts, step):
+        part = stack[start : start + step]
+        if not torch.isfinite(part).all():
+            raise FaketInputError("the tilt-series has NaN or Inf values", name)
+        low, high = min(low, float(part.min())), max(high, float(part.max()))
     if high <= low:
         raise FaketInputError(f"the tilt-series is constant ({low})", name)
     return low, high
 
 
-def _normalised(stack: torch.Tensor, part: slice, value_range: tuple[float, float]) -> torch.Tensor:
+def _normalised(
+    stack: TiltStack, part: slice, value_range: tuple[float, float], device: torch.device
+) -> torch.Tensor:
     """Return tilts ``part`` of ``stack`` scaled by the whole stack's range, float32."""
     low, high = value_range
-    return ((stack[part].double() - low) / (high - low)).float()
+    return ((stack[part].to(device).double() - low) / (high - low)).float()
 
 
 def working_shape(ny: int, nx: int, working_size: int, *, enlarge: bool = True) -> tuple[int, int]:
@@ -209,9 +224,9 @@ def match_mean_std(images: torch.Tensor, reference: torch.Tensor) -> torch.Tenso
 
 
 def check_style_inputs(
-    initial: torch.Tensor,
-    content: torch.Tensor,
-    style: torch.Tensor,
+    initial: TiltStack,
+    content: TiltStack,
+    style: TiltStack,
     names: tuple[str, str, str] = ("initial", "content", "style"),
 ) -> list[tuple[float, float]]:
     """Check the three stacks of :func:`stylize_tilt_series`; return their value ranges.
@@ -226,7 +241,7 @@ def check_style_inputs(
             raise FaketInputError(
                 f"a tilt-series must be 3-D (tilt, y, x), got {tuple(stack.shape)}", name
             )
-    if initial.shape != content.shape:
+    if tuple(initial.shape) != tuple(content.shape):
         raise FaketInputError(
             f"shape {tuple(content.shape)} differs from {names[0]} {tuple(initial.shape)}",
             names[1],
@@ -240,9 +255,9 @@ def check_style_inputs(
 
 def stylize_tilt_series(
     model: VGGFeatures,
-    initial: torch.Tensor,
-    content: torch.Tensor,
-    style: torch.Tensor,
+    initial: TiltStack,
+    content: TiltStack,
+    style: TiltStack,
     settings: StyleSettings | None = None,
     *,
     precision: str = "fp32",
@@ -259,11 +274,13 @@ def stylize_tilt_series(
     ----------
     model : VGGFeatures
         Frozen backbone, on the device the work runs on.
-    initial : torch.Tensor
-        ``(n_tilts, ny, nx)`` noisy tilt-series (the NOISY modality), tilt axis Y.
-    content : torch.Tensor
+    initial : TiltStack
+        ``(n_tilts, ny, nx)`` noisy tilt-series (the NOISY modality), tilt axis Y: a
+        tensor, or tilts read from a file on demand
+        (:class:`faket.io.tilt_stack.MrcTilts`).
+    content : TiltStack
         ``(n_tilts, ny, nx)`` content tilt-series (the CONTENT modality).
-    style : torch.Tensor
+    style : TiltStack
         ``(n_tilts, sy, sx)`` reference tilt-series of ANOTHER tomogram, the same tilts.
     settings : StyleSettings, optional
         Loss and optimiser; default: the published settings.
@@ -296,7 +313,7 @@ def stylize_tilt_series(
     -------
     torch.Tensor
         ``(n_tilts, ny, nx)``, each tilt with the mean and std of its style tilt, in the
-        style's units and dtype, on the inputs' device.
+        style's units and dtype, on the backbone's device.
 
     Raises
     ------
@@ -308,10 +325,62 @@ def stylize_tilt_series(
     ValueError
         If ``working_size`` is not positive, or so small that a side would vanish.
     """
+    out: torch.Tensor | None = None
+    for start, tilts in stylized_batches(
+        model,
+        initial,
+        content,
+        style,
+        settings,
+        precision=precision,
+        tile=tile,
+        halo=halo,
+        memory_budget_bytes=memory_budget_bytes,
+        working_size=working_size,
+        names=names,
+    ):
+        if out is None:
+            out = tilts.new_empty((int(initial.shape[0]), *tilts.shape[1:]))
+        out[start : start + tilts.shape[0]] = tilts
+        if progress is not None:
+            progress(int(tilts.shape[0]))
+    assert out is not None  # a tilt-series has at least one tilt
+    return out
+
+
+def stylized_batches(
+    model: VGGFeatures,
+    initial: TiltStack,
+    content: TiltStack,
+    style: TiltStack,
+    settings: StyleSettings | None = None,
+    *,
+    precision: str = "fp32",
+    tile: int | None = None,
+    halo: int = 96,
+    memory_budget_bytes: int | None = None,
+    working_size: int | None = None,
+    names: tuple[str, str, str] = ("initial", "content", "style"),
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield the FakET tilt-series of :func:`stylize_tilt_series` one batch at a time.
+
+    Every stack is read one batch of tilts at a time (after one pass for its value
+    range) and each batch is final when yielded, so a caller that writes the batches
+    (:class:`faket.io.tilt_stack.MrcTiltWriter`) holds one batch, not the series.
+    Parameters, errors and values as :func:`stylize_tilt_series`.
+
+    Yields
+    ------
+    start : int
+        Index of the batch's first tilt.
+    tilts : torch.Tensor
+        ``(k, ny, nx)`` stylised tilts ``start .. start+k-1``, each with the mean and
+        std of its style tilt, in the style's dtype, on the backbone's device.
+    """
     settings = settings or StyleSettings()
     # Each stack is min-max normalised as a whole, one batch of tilts at a time.
     ranges = check_style_inputs(initial, content, style, names)
-    n_tilts, ny, nx = initial.shape
+    n_tilts, ny, nx = (int(n) for n in initial.shape)
     shape, style_shape = (ny, nx), (int(style.shape[1]), int(style.shape[2]))
     if working_size is not None:
         shape = working_shape(ny, nx, working_size)
@@ -319,19 +388,24 @@ def stylize_tilt_series(
     plan, batch = batch_plan(
         shape, precision, style_shape, model.blocks, settings, tile, halo, memory_budget_bytes
     )
-    out = torch.empty((n_tilts, ny, nx), dtype=torch.float32, device=initial.device)
+    device = _device_of(model)
     for start in range(0, n_tilts, batch):
         part = slice(start, min(n_tilts, start + batch))
+        reference = style[part].to(device)
         result = stylize_batch(
             model,
-            resize_images(_normalised(initial, part, ranges[0]), shape),
-            resize_images(_normalised(content, part, ranges[1]), shape),
-            resize_images(_normalised(style, part, ranges[2]), style_shape),
+            resize_images(_normalised(initial, part, ranges[0], device), shape),
+            resize_images(_normalised(content, part, ranges[1], device), shape),
+            resize_images(_normalised(style, part, ranges[2], device), style_shape),
             settings,
             precision=precision,
             plan=plan,
         )
-        out[part] = resize_images(result, (ny, nx))
-        if progress is not None:
-            progress(part.stop - part.start)
-    return match_mean_std(out, style)
+        yield start, match_mean_std(resize_images(result, (ny, nx)), reference)
+
+
+def _device_of(model: VGGFeatures) -> torch.device:
+    """Return the device of the backbone's weights (the CPU for one without any)."""
+    for weight in model.parameters():
+        return weight.device
+    return torch.device("cpu")
