@@ -270,7 +270,11 @@ def numpy_generation(c: np.ndarray, stats: TiltStats, white: np.ndarray, scale: 
     return signal, noise
 
 
-def test_generation_matches_a_plain_numpy_construction(rng, device):
+@pytest.mark.parametrize("part_values", [1, 2**24])  # parts of one tilt; the whole stack
+def test_generation_matches_a_plain_numpy_construction(rng, device, monkeypatch, part_values):
+    import faket.noise.generate as generate
+
+    monkeypatch.setattr(generate, "_PART_VALUES", part_values)
     c = broadband(rng)
     f = np.arange(0, 0.72, 1 / 40)  # a coarser grid than the image's: interpolation
     stats = known_stats(f)

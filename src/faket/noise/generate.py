@@ -12,7 +12,7 @@ mean and std. The modalities differ only in how the measured statistics are pool
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from numbers import Integral
 
@@ -24,6 +24,19 @@ from faket.noise.aggregate import aggregate_tilt_stats
 from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
 
 __all__ = ["MODALITIES", "NOISE_MODELS", "ModalitySpec", "apply_noise", "make_modality"]
+
+_PART_VALUES = 2**24
+"""The noise formula runs on parts of about this many pixels (64 MiB in float32) at a time,
+so its temporaries stay small next to the series: the stage holds the input and the
+output, 2 series, not the 6 of a whole-stack evaluation (3 GB each at 61 x 3500^2)."""
+
+
+def _tilt_parts(shape: torch.Size) -> Iterator[slice]:
+    """Yield slices of whole tilts of ``shape``, about ``_PART_VALUES`` pixels each."""
+    n_tilts, ny, nx = shape
+    step = max(1, _PART_VALUES // (ny * nx))
+    for start in range(0, n_tilts, step):
+        yield slice(start, min(start + step, n_tilts))
 
 
 @dataclass(frozen=True)
@@ -186,11 +199,16 @@ def apply_noise(
     def per_tilt(values: torch.Tensor) -> torch.Tensor:
         return values.to(device=device, dtype=compute)[:, None, None]
 
+    r, sigma = per_tilt(stats.r), per_tilt(stats.sigma * sigma_scale)
+    std, mean = per_tilt(stats.std), per_tilt(stats.mean)
     generator = torch.Generator(device=device).manual_seed(int(seed))
-    noise = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
-    signal = _standardise_or_zero(noiseless.to(compute))
-    x = per_tilt(stats.r) * signal + per_tilt(stats.sigma * sigma_scale) * noise
-    out = _standardise_or_zero(x) * per_tilt(stats.std) + per_tilt(stats.mean)
+    # One draw of the whole stack (the field every modality shares); each part of it is
+    # then replaced by its output, every operation being per tilt.
+    out = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
+    for part in _tilt_parts(noiseless.shape):
+        signal = _standardise_or_zero(noiseless[part].to(compute))
+        x = r[part] * signal + sigma[part] * out[part]
+        out[part] = _standardise_or_zero(x) * std[part] + mean[part]
     return out.to(dtype)
 
 

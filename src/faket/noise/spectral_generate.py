@@ -32,7 +32,7 @@ import torch
 
 from faket.errors import FaketInputError
 from faket.noise._rings import half_plane_radius, interpolate_radial
-from faket.noise.generate import _refuse_constant_tilts, _standardise_or_zero
+from faket.noise.generate import _refuse_constant_tilts, _standardise_or_zero, _tilt_parts
 from faket.noise.stats import TiltStats, _check_tilt_series
 
 __all__ = ["DEFAULT_PAD", "apply_spectral_noise", "radial_filter"]
@@ -184,13 +184,16 @@ def apply_spectral_noise(
     compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
     frequency = spectra.frequency.to(device)
 
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    noise = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
     amplitude = spectra.noise_power.to(device).sqrt() * sigma_scale
-    noise = radial_filter(noise, amplitude, frequency)
-    signal = _standardise_or_zero(noiseless.to(compute))
-    signal = radial_filter(signal, spectra.transfer.to(device), frequency, pad=pad)
+    transfer = spectra.transfer.to(device)
     std = stats.std.to(device=device, dtype=compute)[:, None, None]
     mean = stats.mean.to(device=device, dtype=compute)[:, None, None]
-    out = _standardise_or_zero(signal + noise) * std + mean
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    # As apply_noise: one draw of the whole stack, each part replaced by its output.
+    out = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
+    for part in _tilt_parts(noiseless.shape):
+        noise = radial_filter(out[part], amplitude[part], frequency)
+        signal = _standardise_or_zero(noiseless[part].to(compute))
+        signal = radial_filter(signal, transfer[part], frequency, pad=pad)
+        out[part] = _standardise_or_zero(signal + noise) * std[part] + mean[part]
     return out.to(dtype)
