@@ -31,6 +31,10 @@ _NONZEROS_PER_RAY_VOXEL = 2  # bilinear weights along one detector coordinate
 _PROCESS_BASE_BYTES = 600 * 2**20  # python, torch, libraries
 _BACKBONE_BYTES = 100 * 2**20
 _PROJECTION_CHUNK_BYTES = 256 * 2**20
+_PART_BYTES = _F32 * 2**26  # a part of a tilt-series read or written (faket.io.tilt_stack)
+_NOISE_PART_BYTES = _F32 * 2**24  # the noise formula's part (faket.noise.generate)
+_NOISE_TEMPORARIES = 6  # its working copies of a part (the spectral model's FFTs)
+_STYLE_BATCH_COPIES = 8  # initial, content, style, result, their resized and matched copies
 _MICROSCOPE_TILT_COPIES = 12  # counts, noiseless, complex exit waves of a batch of tilts
 
 
@@ -128,10 +132,17 @@ def estimate_resources(
         _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
     )
     style = max(style_bytes_per_tilt, config.style.memory_bytes)
-    n_series = 7 + 3 * extra + ablation  # modalities, reference, style's
     backbones = (2 if ablation else 1) * _BACKBONE_BYTES  # the random one is cached too
-    phase3 = n_series * series + style + backbones + back_projector + tomogram
-    phase3 += series // b**2
+    # Phase 3 streams: each tilt-series is held only while it is made and is read back
+    # from its file a part at a time, so its peak is the largest of its steps, whatever
+    # the number of modalities: the noiseless series and one modality being made; the
+    # style's budget with its batch; the binned series, the operator and one tomogram.
+    tilt = _F32 * ny * nx
+    noise_part = max(tilt, _NOISE_PART_BYTES)  # parts are whole tilts
+    modalities = 2 * series + _NOISE_TEMPORARIES * noise_part + _PART_BYTES
+    styling = style + _STYLE_BATCH_COPIES * tilt  # a batch is one tilt where memory is short
+    reconstruct = series // b**2 + back_projector + tomogram + max(tilt, _PART_BYTES)
+    phase3 = max(modalities, styling, reconstruct) + backbones
     companions = 2 if config.reference.even else (1 if config.noise.noiseless else 0)
     phase2 = max(
         (2 * _F32 * (1 + companions) * n * y * x for n, y, x in reference_file_shapes or []),
