@@ -31,6 +31,7 @@ _NONZEROS_PER_RAY_VOXEL = 2  # bilinear weights along one detector coordinate
 _PROCESS_BASE_BYTES = 600 * 2**20  # python, torch, libraries
 _BACKBONE_BYTES = 100 * 2**20
 _PROJECTION_CHUNK_BYTES = 256 * 2**20
+_PHANTOM_VOLUMES = 5  # potential, two int32 masks, the builder's working volumes (measured)
 _PART_BYTES = _F32 * 2**26  # a part of a tilt-series read or written (faket.io.tilt_stack)
 _NOISE_PART_BYTES = _F32 * 2**24  # the noise formula's part (faket.noise.generate)
 _NOISE_TEMPORARIES = 6  # its working copies of a part (the spectral model's FFTs)
@@ -125,7 +126,7 @@ def estimate_resources(
         disk += _F32 * (rn * ry * rx + thickness * (ry // b) * (rx // b)) + 2 * _MRC_HEADER
 
     projector = _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * nz * nx
-    phase1 = 3 * volume + projector + _PROJECTION_CHUNK_BYTES + series
+    phase1 = _PHANTOM_VOLUMES * volume + projector + _PROJECTION_CHUNK_BYTES + series
     if microscope:
         phase1 += volume + _MICROSCOPE_TILT_COPIES * _F32 * 8 * ny * nx + 2 * series
     back_projector = (
