@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from faket.conventions import tilt_parts
 from faket.errors import FaketInputError
 from faket.io import read_mrc, write_mrc
-from faket.io.tilt_stack import MrcTilts, MrcTiltWriter, tilts_per_part, write_mrc_in_parts
+from faket.io.tilt_stack import PART_ELEMENTS, MrcTilts, MrcTiltWriter, write_mrc_in_parts
 
 
 def series(shape=(7, 33, 20), seed=0):
@@ -109,7 +110,15 @@ def test_volumes_of_any_real_dtype_are_written_as_the_whole_writer_does(tmp_path
     assert parts.voxel_size_a == whole.voxel_size_a == 2.5
 
 
+def tilts_per_part(shape: tuple[int, int, int]) -> int:
+    first = next(tilt_parts(shape, PART_ELEMENTS))
+    return first.stop - first.start
+
+
 def test_parts_hold_a_bounded_number_of_values():
     assert tilts_per_part((61, 3500, 3500)) == 5  # 61 M values per part at most 2**26
-    assert tilts_per_part((61, 1024, 1024)) == 64
+    assert tilts_per_part((100, 1024, 1024)) == 64  # (a part never runs past the stack)
     assert tilts_per_part((3, 10**5, 10**5)) == 1  # never zero
+    # Parts cover every tilt once, in order; the last one holds the rest.
+    parts = list(tilt_parts((61, 3500, 3500), PART_ELEMENTS))
+    assert [p.start for p in parts] == list(range(0, 61, 5)) and parts[-1] == slice(60, 61)

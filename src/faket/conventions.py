@@ -25,7 +25,7 @@ is darker than the background, as in transmission images.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 if TYPE_CHECKING:
@@ -101,3 +101,14 @@ def centred_crop_start(n: int, m: int) -> int:
     if not 0 < m <= n:
         raise ValueError(f"cannot crop {m} pixels centred from an axis of {n} pixels")
     return centre_index(n) - centre_index(m)
+
+
+def tilt_parts(shape: Sequence[int], max_values: int) -> Iterator[slice]:
+    """Yield slices of whole tilts of an ``(n, ny, nx)`` stack, in order, for streamed passes.
+
+    Each part holds at most ``max_values`` values, and at least one tilt.
+    """
+    n_tilts, ny, nx = (int(k) for k in shape)
+    step = max(1, max_values // max(1, ny * nx))
+    for start in range(0, n_tilts, step):
+        yield slice(start, min(start + step, n_tilts))

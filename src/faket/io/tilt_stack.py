@@ -20,11 +20,12 @@ import mrcfile
 import numpy as np
 import torch
 
+from faket.conventions import tilt_parts
 from faket.errors import FaketInputError
 from faket.io._atomic import atomic_write
 from faket.io.mrc import _LABEL, read_mrc
 
-__all__ = ["MrcTiltWriter", "MrcTilts", "tilts_per_part", "write_mrc_in_parts"]
+__all__ = ["PART_ELEMENTS", "MrcTiltWriter", "MrcTilts", "write_mrc_in_parts"]
 
 PART_ELEMENTS = 2**26
 """Values per part of a streamed pass over a tilt-series or volume (256 MB of float32)."""
@@ -207,11 +208,6 @@ class MrcTiltWriter:
             mrc.header.rms = math.sqrt(self._m2 / self._count)
 
 
-def tilts_per_part(shape: Any) -> int:
-    """Return how many tilts (slices) of ``(n, ny, nx)`` make one part of a streamed pass."""
-    return max(1, PART_ELEMENTS // max(1, int(shape[1]) * int(shape[2])))
-
-
 def write_mrc_in_parts(
     data: Any, path: str | os.PathLike[str], *, voxel_size_a: float | None = None
 ) -> None:
@@ -230,10 +226,9 @@ def write_mrc_in_parts(
         Voxel size in Angstrom.
     """
     n, ny, nx = (int(k) for k in data.shape)
-    step = tilts_per_part(data.shape)
     with MrcTiltWriter(path, (n, ny, nx), voxel_size_a=voxel_size_a) as out:
-        for start in range(0, n, step):
-            out.write(start, data[start : start + step])
+        for part in tilt_parts(data.shape, PART_ELEMENTS):
+            out.write(part.start, data[part])
 
 
 def _as_float32(tilts: Any) -> np.ndarray:

@@ -18,7 +18,7 @@ from numbers import Integral
 
 import torch
 
-from faket.conventions import TiltAngles
+from faket.conventions import TiltAngles, tilt_parts
 from faket.errors import FaketInputError
 from faket.noise.aggregate import aggregate_tilt_stats
 from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
@@ -33,10 +33,7 @@ output, 2 series, not the 6 of a whole-stack evaluation (3 GB each at 61 x 3500^
 
 def _tilt_parts(shape: torch.Size) -> Iterator[slice]:
     """Yield slices of whole tilts of ``shape``, about ``_PART_VALUES`` pixels each."""
-    n_tilts, ny, nx = shape
-    step = max(1, _PART_VALUES // (ny * nx))
-    for start in range(0, n_tilts, step):
-        yield slice(start, min(start + step, n_tilts))
+    return tilt_parts(shape, _PART_VALUES)
 
 
 @dataclass(frozen=True)

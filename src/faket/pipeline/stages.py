@@ -320,16 +320,16 @@ def reconstruct_series(
     ``series`` is a tensor or tilts read from a file on demand; it is binned a part of
     the tilts at a time (binning works per tilt), so only the binned series is held.
     """
-    from faket.io.tilt_stack import tilts_per_part
+    from faket.conventions import tilt_parts
+    from faket.io.tilt_stack import PART_ELEMENTS
     from faket.reconstruction import bin_tilt_series, reconstruct_tomogram
 
     r = plan.config.reconstruction
     device = torch.device(plan.device)
-    n_tilts, step = int(series.shape[0]), tilts_per_part(series.shape)
     parts, size = [], pixel_size_a
-    for start in range(0, n_tilts, step):
+    for part in tilt_parts(series.shape, PART_ELEMENTS):
         binned_part, size = bin_tilt_series(
-            series[start : start + step].to(device),
+            series[part].to(device),
             r.binning,
             method=r.binning_method,
             pixel_size_a=pixel_size_a,

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from faket.conventions import TiltStack
+from faket.conventions import TiltStack, tilt_parts
 from faket.errors import FaketInputError
 from faket.style.backbones import VGGFeatures
 from faket.style.planning import (
@@ -64,11 +64,9 @@ def minmax_range(stack: TiltStack, name: str) -> tuple[float, float]:
         If the stack is constant or holds NaN/Inf; ``name`` (a role or a file) is the
         error's path.
     """
-    n_tilts, ny, nx = (int(n) for n in stack.shape)
-    step = max(1, _RANGE_CHUNK_ELEMENTS // max(1, ny * nx))
     low, high = float("inf"), float("-inf")
-    for start in range(0, n_tilts, step):
-        part = stack[start : start + step]
+    for tilts in tilt_parts(stack.shape, _RANGE_CHUNK_ELEMENTS):
+        part = stack[tilts]
         if not torch.isfinite(part).all():
             raise FaketInputError("the tilt-series has NaN or Inf values", name)
         low, high = min(low, float(part.min())), max(high, float(part.max()))
