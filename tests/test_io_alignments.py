@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from faket.errors import FaketInputError
 from faket.io import (
+    read_mrc,
     read_tilt_angles,
     read_tilt_metadata,
     read_tilt_series_info,
@@ -292,14 +293,15 @@ def test_prepare_specimen_writes_the_microscopes_alignment(tmp_path, monkeypatch
     from pipeline_data import SHAPE as RUN_SHAPE
     from pipeline_data import tiny_config
 
-    results = []
-    simulate = faket.microscope.simulate_tilt_series
+    tilts = []
+    simulate = faket.microscope.simulate_tilts
 
     def keep(*args, **kwargs):
-        results.append(simulate(*args, **kwargs))
-        return results[-1]
+        for tilt in simulate(*args, **kwargs):
+            tilts.append(tilt)
+            yield tilt
 
-    monkeypatch.setattr(faket.microscope, "simulate_tilt_series", keep)
+    monkeypatch.setattr(faket.microscope, "simulate_tilts", keep)
     threads = torch.get_num_threads()
     try:
         plan = plan_run(tiny_config(tmp_path / "ds"))
@@ -307,9 +309,12 @@ def test_prepare_specimen_writes_the_microscopes_alignment(tmp_path, monkeypatch
     finally:
         torch.set_num_threads(threads)
     folder = plan.specimens[0].folder
-    (result,) = results
-    assert result.counts.shape[0] == len(RUN_ANGLES)
-    _check_against_records(folder / "reference.mrc", result.records(), RUN_SHAPE[1:])
+    assert [t.record.index for t in tilts] == list(range(len(RUN_ANGLES)))
+    # The stage writes each tilt as the microscope yields it: the file holds them all.
+    written = read_mrc(folder / "reference.mrc").data
+    np.testing.assert_array_equal(written, torch.stack([t.counts for t in tilts]).numpy())
+    records = [dataclasses.asdict(t.record) for t in tilts]
+    _check_against_records(folder / "reference.mrc", records, RUN_SHAPE[1:])
     assert read_tilt_angles(folder / "reference.tlt").tolist() == RUN_ANGLES.tolist()
     identity = read_tilt_series_info(folder / "tilt_angles.xf", n_images=len(RUN_ANGLES))
     np.testing.assert_array_equal(identity.shifts_px, 0.0)

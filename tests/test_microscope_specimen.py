@@ -63,6 +63,12 @@ def test_particles_displace_ice_by_their_occupancy():
     expected = volume - 4.575 * torch.tensor([0.0, 0.5, 1.0, 1.0]).reshape(1, 1, 4)
     torch.testing.assert_close(out, expected)
     assert displace_ice(volume, 4.575, None) is volume
+    stacked = torch.stack([volume[0], 2 * volume[0], volume[0] / 4])  # several Z-slices
+    plain = stacked - 4.575 * (stacked / 8.05).clamp(0, 1)  # the formula on the whole
+    torch.testing.assert_close(displace_ice(stacked, 4.575, 8.05), plain)
+    in_place = displace_ice(stacked, 4.575, 8.05, out=stacked)
+    assert in_place is stacked
+    torch.testing.assert_close(stacked, plain)
 
 
 @pytest.mark.parametrize("shape", [(5, 33, 40), (1, 16, 17), (8, 64, 31)])

@@ -20,7 +20,13 @@ from faket.microscope.physics import (
 )
 from faket.microscope.schemes import acquisition_order, tilt_range
 from faket.microscope.settings import DETECTORS, SCHEMES, MicroscopeSettings, MicroscopeWarning
-from faket.microscope.simulate import MicroscopeResult, TiltRecord, simulate_tilt_series
+from faket.microscope.simulate import (
+    MicroscopeResult,
+    SimulatedTilt,
+    TiltRecord,
+    simulate_tilt_series,
+    simulate_tilts,
+)
 from faket.microscope.specimen import displace_ice, ice_fluctuations, project_periodic_slab
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "MicroscopeResult",
     "MicroscopeSettings",
     "MicroscopeWarning",
+    "SimulatedTilt",
     "TiltRecord",
     "acquisition_order",
     "critical_exposure",
@@ -42,6 +49,7 @@ __all__ = [
     "interaction_constant",
     "project_periodic_slab",
     "simulate_tilt_series",
+    "simulate_tilts",
     "tilt_range",
     "wave_transfer",
 ]

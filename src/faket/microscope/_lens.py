@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 
-from faket.microscope.physics import electron_wavelength_a, wave_transfer
+from faket.microscope.physics import (
+    electron_wavelength_a,
+    frequency_grid,
+    spatial_envelope,
+    wave_transfer,
+)
 from faket.microscope.settings import MicroscopeSettings
 
 MAX_DEFOCUS_NODES = 64
@@ -66,31 +72,81 @@ def image_intensity(
     offsets = (torch.arange(nx, dtype=torch.float64) - nx // 2) * slope_um_per_px
     low, high = float(offsets.min()), float(offsets.max())
     n_nodes = defocus_node_count(high - low, pixel_size_a, settings.voltage_kv)
-    nodes = [low + (high - low) * j / max(n_nodes - 1, 1) for j in range(n_nodes)]
-    images = []
-    for offset in nodes:
-        transfer = wave_transfer(
-            (ny, nx),
-            pixel_size_a,
-            defocus_um=defocus_um + offset,
-            astigmatism_um=settings.astigmatism_um,
-            astigmatism_angle_deg=settings.astigmatism_angle_deg,
-            voltage_kv=settings.voltage_kv,
-            spherical_aberration_mm=settings.spherical_aberration_mm,
-            illumination_semi_angle_mrad=settings.illumination_semi_angle_mrad,
-            chromatic_aberration_mm=settings.chromatic_aberration_mm,
-            energy_spread_ev=settings.energy_spread_ev,
-            like=real,
-        )
-        images.append(torch.fft.ifft2(spectrum * transfer).abs().square())
     if n_nodes == 1:
-        return images[0]
-    # Column positions in node units, then linear interpolation between nodes.
-    position = (offsets - low) / (high - low) * (n_nodes - 1)
-    left = position.floor().clamp(max=n_nodes - 2).to(torch.int64)
-    weight = (position - left).to(device=wave.device, dtype=real.dtype)
-    stack = torch.stack(images)  # (n_nodes, ny, nx)
-    columns = torch.arange(nx)
-    left_img = stack[left.to(wave.device), :, columns.to(wave.device)].T
-    right_img = stack[(left + 1).to(wave.device), :, columns.to(wave.device)].T
-    return left_img * (1 - weight) + right_img * weight
+        transfer = _wave_transfer(settings, (ny, nx), pixel_size_a, defocus_um, like=real)
+        return torch.fft.ifft2(spectrum * transfer).abs().square()
+    nodes = [low + (high - low) * j / (n_nodes - 1) for j in range(n_nodes)]
+    # Column positions in node units; node j weighs a column by the hat max(0, 1 - |p - j|),
+    # i.e. linear interpolation between the two nodes around the column's defocus.
+    position = ((offsets - low) / (high - low) * (n_nodes - 1)).to(wave.device)
+    out = torch.zeros_like(real)
+    for j, transfer in enumerate(
+        _node_transfers(settings, (ny, nx), pixel_size_a, defocus_um, nodes, real)
+    ):
+        weight = (1 - (position - j).abs()).clamp_min(0).to(real.dtype)
+        used = torch.nonzero(weight).flatten()
+        lo, hi = int(used.min()), int(used.max()) + 1
+        image = torch.fft.ifft2(spectrum * transfer).abs().square()
+        out[:, lo:hi] += image[:, lo:hi] * weight[lo:hi]
+    return out
+
+
+def _wave_transfer(
+    s: MicroscopeSettings,
+    shape: tuple[int, int],
+    pixel_size_a: float,
+    defocus_um: float,
+    *,
+    like: torch.Tensor,
+    illumination_semi_angle_mrad: float | None = None,
+) -> torch.Tensor:
+    """Return `wave_transfer` of the settings' lens at one defocus."""
+    alpha = s.illumination_semi_angle_mrad
+    return wave_transfer(
+        shape,
+        pixel_size_a,
+        defocus_um=defocus_um,
+        astigmatism_um=s.astigmatism_um,
+        astigmatism_angle_deg=s.astigmatism_angle_deg,
+        voltage_kv=s.voltage_kv,
+        spherical_aberration_mm=s.spherical_aberration_mm,
+        illumination_semi_angle_mrad=alpha
+        if illumination_semi_angle_mrad is None
+        else illumination_semi_angle_mrad,
+        chromatic_aberration_mm=s.chromatic_aberration_mm,
+        energy_spread_ev=s.energy_spread_ev,
+        like=like,
+    )
+
+
+def _node_transfers(
+    s: MicroscopeSettings,
+    shape: tuple[int, int],
+    pixel_size_a: float,
+    defocus_um: float,
+    offsets_um: list[float],
+    like: torch.Tensor,
+) -> Iterator[torch.Tensor]:
+    """Yield `wave_transfer` at ``defocus_um + offset`` for each offset, cheaply.
+
+    The full aberration (astigmatism, Cs) and the temporal envelope are computed once,
+    at ``defocus_um``; a defocus change ``d`` (Å) only multiplies the aberration by
+    ``exp(i pi lambda d k^2)`` (torch-ctf's ``exp(-i chi)``, ``-chi = pi lambda df k^2 -
+    ...``) and changes the spatial envelope, which is recomputed per node.
+    """
+    base = _wave_transfer(
+        s, shape, pixel_size_a, defocus_um, like=like, illumination_semi_angle_mrad=0.0
+    )
+    ky, kx = frequency_grid(shape, pixel_size_a, like=like)
+    k2 = ky.square() + kx.square()
+    k = k2.sqrt()
+    wavelength = electron_wavelength_a(s.voltage_kv)
+    for offset in offsets_um:
+        envelope = spatial_envelope(
+            k,
+            defocus_um=defocus_um + offset,
+            voltage_kv=s.voltage_kv,
+            spherical_aberration_mm=s.spherical_aberration_mm,
+            illumination_semi_angle_mrad=s.illumination_semi_angle_mrad,
+        )
+        yield base * torch.polar(envelope, (math.pi * wavelength * offset * 1e4) * k2)

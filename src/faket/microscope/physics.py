@@ -146,15 +146,42 @@ def wave_transfer(
     k2 = (ky.square() + kx.square()).to(torch.float64)
     k = k2.sqrt()
     wavelength = electron_wavelength_a(voltage_kv)
-    cs_a = spherical_aberration_mm * 1e7
-    df_a = defocus_um * 1e4
-    alpha = illumination_semi_angle_mrad * 1e-3
-    spatial = torch.exp(-((math.pi * alpha) ** 2) * (df_a * k - cs_a * wavelength**2 * k**3) ** 2)
+    spatial = spatial_envelope(
+        k,
+        defocus_um=defocus_um,
+        voltage_kv=voltage_kv,
+        spherical_aberration_mm=spherical_aberration_mm,
+        illumination_semi_angle_mrad=illumination_semi_angle_mrad,
+    )
     focus_spread_a = chromatic_aberration_mm * 1e7 * energy_spread_ev / (voltage_kv * 1e3)
     temporal = torch.exp(-0.5 * (math.pi * wavelength * focus_spread_a * k2) ** 2)
     envelope = (spatial * temporal).to(real_dtype)
     complex_dtype = torch.complex128 if real_dtype == torch.float64 else torch.complex64
     return aberration.to(device=like.device, dtype=complex_dtype) * envelope
+
+
+def spatial_envelope(
+    k: torch.Tensor,
+    *,
+    defocus_um: float,
+    voltage_kv: float,
+    spherical_aberration_mm: float,
+    illumination_semi_angle_mrad: float,
+) -> torch.Tensor:
+    """Return the spatial-coherence envelope ``exp(-(pi alpha)^2 (df k - Cs lambda^2 k^3)^2)``.
+
+    Parameters
+    ----------
+    k : torch.Tensor
+        Spatial frequencies in cycles/Å (any shape, real); the result has its dtype.
+    defocus_um, voltage_kv, spherical_aberration_mm, illumination_semi_angle_mrad : float
+        Defocus (underfocus positive), voltage, Cs and the illumination semi-angle.
+    """
+    wavelength = electron_wavelength_a(voltage_kv)
+    cs_a = spherical_aberration_mm * 1e7
+    alpha = illumination_semi_angle_mrad * 1e-3
+    gradient = defocus_um * 1e4 * k - cs_a * wavelength**2 * k**3
+    return torch.exp(-((math.pi * alpha) ** 2) * gradient.square())
 
 
 def critical_exposure(k: torch.Tensor, voltage_kv: float) -> torch.Tensor:

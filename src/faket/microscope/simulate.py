@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -52,8 +52,7 @@ from faket.microscope.settings import MicroscopeSettings, MicroscopeWarning
 from faket.microscope.specimen import (
     displace_ice,
     ice_fluctuations,
-    project_periodic_slab,
-    slab_columns,
+    project_slab_columns,
 )
 from faket.projection import project_tilt_series
 
@@ -232,13 +231,75 @@ def simulate_tilt_series(
     MicroscopeWarning
         When the image's Fourier grid cannot sample the CTF up to Nyquist.
     """
-    s = MicroscopeSettings() if settings is None else settings
-    angles = np.asarray(
+    n_tilts = len(_angles(tilt_angles_deg))
+    nz, ny, nx = volume_v.shape if volume_v.ndim == 3 else (0, 0, 0)
+    counts = noiseless = even = None
+    records = []
+    for tilt in simulate_tilts(
+        volume_v, tilt_angles_deg, pixel_size_a, settings, seed=seed, half_sets=half_sets
+    ):
+        if counts is None or noiseless is None:
+            counts = tilt.counts.new_empty((n_tilts, ny, nx))
+            noiseless = tilt.counts.new_empty((n_tilts, ny, nx))
+            even = tilt.counts.new_empty((n_tilts, ny, nx)) if half_sets else None
+        i = tilt.record.index
+        counts[i], noiseless[i] = tilt.counts, tilt.noiseless
+        if even is not None and tilt.even is not None:
+            even[i] = tilt.even
+        records.append(tilt.record)
+        if progress is not None:
+            progress(1)
+    assert counts is not None and noiseless is not None  # at least one tilt: checked
+    odd = None if even is None else counts - even
+    return MicroscopeResult(counts=counts, noiseless=noiseless, tilts=records, even=even, odd=odd)
+
+
+@dataclass(frozen=True)
+class SimulatedTilt:
+    """One image of `simulate_tilts`: counts, expected counts, even half, record."""
+
+    counts: torch.Tensor
+    noiseless: torch.Tensor
+    record: TiltRecord
+    even: torch.Tensor | None = None
+
+
+def _angles(tilt_angles_deg: TiltAngles) -> np.ndarray:
+    return np.asarray(
         tilt_angles_deg.detach().cpu()
         if isinstance(tilt_angles_deg, torch.Tensor)
         else tilt_angles_deg,
         dtype=np.float64,
     ).reshape(-1)
+
+
+def simulate_tilts(
+    volume_v: torch.Tensor,
+    tilt_angles_deg: TiltAngles,
+    pixel_size_a: float,
+    settings: MicroscopeSettings | None = None,
+    *,
+    seed: int,
+    half_sets: bool = False,
+    overwrite: bool = False,
+) -> Iterator[SimulatedTilt]:
+    """Yield the images of `simulate_tilt_series` one at a time, in image order.
+
+    The same images as `simulate_tilt_series` with the same arguments (bit for bit),
+    without holding the series: a caller writes each tilt as it comes, so memory does
+    not grow with the number of tilts. Inputs are checked before the first image.
+
+    Parameters
+    ----------
+    volume_v, tilt_angles_deg, pixel_size_a, settings, seed, half_sets
+        As `simulate_tilt_series`.
+    overwrite : bool, default False
+        Displace the ice in ``volume_v`` itself (`displace_ice` with ``out=volume_v``):
+        one volume less in memory, and ``volume_v`` is changed. For a caller that is
+        done with the grandmodel.
+    """
+    s = MicroscopeSettings() if settings is None else settings
+    angles = _angles(tilt_angles_deg)
     _check_inputs(volume_v, angles, pixel_size_a)
     nz, ny, nx = volume_v.shape
     shape = (ny, nx)
@@ -261,27 +322,28 @@ def simulate_tilt_series(
     rank = acquisition_order(angles, s.scheme, s.group_size)
     dose_per_tilt = s.dose_total_e_per_a2 / n_tilts
 
-    specimen = displace_ice(volume_v, s.ice_potential_v, s.particle_potential_v)
-    ice = None
+    specimen = displace_ice(
+        volume_v, s.ice_potential_v, s.particle_potential_v, out=volume_v if overwrite else None
+    )
+    columns = None
     if s.ice_structure_factor > 0 and s.ice_potential_v > 0:
         n_slab = max(1, round(slab_a / pixel_size_a))
-        ice = ice_fluctuations(
-            (n_slab, ny, nx),
+        # The field is drawn with its lateral axes swapped, (n_slab, nx, ny): its low-pass
+        # is isotropic, so this is the same random field, transposed, and its rows are
+        # already the columns `project_slab_columns` takes (no second copy of the slab).
+        columns = ice_fluctuations(
+            (n_slab, nx, ny),
             pixel_size_a,
             ice_potential_v=s.ice_potential_v,
             structure_factor=s.ice_structure_factor,
             correlation_a=s.ice_correlation_a,
             generator=generator,
             dtype=dtype,
-        )
-        columns = slab_columns(ice)
+        ).reshape(n_slab * nx, ny)
+        slab_shape = (n_slab, ny, nx)
     if s.detector == "counting":
         mtf, ntf = detector_transfer(shape, s.detector_blur_px, like=volume_v)
-    counts = volume_v.new_empty((n_tilts, ny, nx))
-    noiseless = volume_v.new_empty((n_tilts, ny, nx))
-    even = volume_v.new_empty((n_tilts, ny, nx)) if half_sets else None
     halves = torch.Generator(device=device).manual_seed(seed + 1)
-    records = []
     projected = torch.empty(0)
     for i, angle in enumerate(angles.tolist()):
         if i % _TILTS_PER_PROJECTION == 0:  # one pass over the volume per group of tilts
@@ -289,8 +351,8 @@ def simulate_tilt_series(
             projected = project_tilt_series(specimen, group)
         cos_t = math.cos(math.radians(angle))
         vp = -projected[i % _TILTS_PER_PROJECTION] * pixel_size_a
-        if ice is not None:
-            vp += project_periodic_slab(ice, angle, columns=columns) * pixel_size_a
+        if columns is not None:
+            vp += project_slab_columns(columns, slab_shape, angle) * pixel_size_a
         vp += s.ice_potential_v * slab_a / cos_t
         spectrum = torch.fft.fft2(vp) * _fourier_shift(
             shape, float(shifts[i, 0]), float(shifts[i, 1]), like=vp
@@ -318,34 +380,29 @@ def simulate_tilt_series(
             spectrum = torch.fft.fft2(expected)
             pre = torch.fft.ifft2(spectrum * (mtf / ntf)).real.clamp_min(0)
             hits = torch.poisson(pre, generator=generator)
-            counts[i] = torch.fft.ifft2(torch.fft.fft2(hits) * ntf).real
-            noiseless[i] = torch.fft.ifft2(spectrum * mtf).real
-            if even is not None:
+            counts = torch.fft.ifft2(torch.fft.fft2(hits) * ntf).real
+            noiseless = torch.fft.ifft2(spectrum * mtf).real
+            even = None
+            if half_sets:
                 half = _thin(hits, halves)
-                even[i] = torch.fft.ifft2(torch.fft.fft2(half) * ntf).real
+                even = torch.fft.ifft2(torch.fft.fft2(half) * ntf).real
         else:
-            counts[i] = torch.poisson(expected, generator=generator)
-            noiseless[i] = expected
-            if even is not None:
-                even[i] = _thin(counts[i], halves)
-        records.append(
-            TiltRecord(
-                index=i,
-                angle_deg=float(angle),
-                acquisition_rank=int(rank[i]),
-                prior_exposure_e_per_a2=prior,
-                exposure_e_per_a2=dose_per_tilt,
-                defocus_um=float(defocus[i]),
-                defocus_slope_um_per_px=slope,
-                shift_y_px=float(shifts[i, 0]),
-                shift_x_px=float(shifts[i, 1]),
-                zero_loss_fraction=zero_loss,
-            )
+            counts = torch.poisson(expected, generator=generator)
+            noiseless = expected
+            even = _thin(counts, halves) if half_sets else None
+        record = TiltRecord(
+            index=i,
+            angle_deg=float(angle),
+            acquisition_rank=int(rank[i]),
+            prior_exposure_e_per_a2=prior,
+            exposure_e_per_a2=dose_per_tilt,
+            defocus_um=float(defocus[i]),
+            defocus_slope_um_per_px=slope,
+            shift_y_px=float(shifts[i, 0]),
+            shift_x_px=float(shifts[i, 1]),
+            zero_loss_fraction=zero_loss,
         )
-        if progress is not None:
-            progress(1)
-    odd = None if even is None else counts - even
-    return MicroscopeResult(counts=counts, noiseless=noiseless, tilts=records, even=even, odd=odd)
+        yield SimulatedTilt(counts=counts, noiseless=noiseless, record=record, even=even)
 
 
 def _thin(hits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -29,7 +29,11 @@ ICE_MOLECULES_PER_A3 = 0.03142
 
 
 def displace_ice(
-    volume_v: torch.Tensor, ice_potential_v: float, particle_potential_v: float | None
+    volume_v: torch.Tensor,
+    ice_potential_v: float,
+    particle_potential_v: float | None,
+    *,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Return the grandmodel's potential minus the ice that its particles displace.
 
@@ -41,6 +45,10 @@ def displace_ice(
         Mean potential of the ice, V.
     particle_potential_v : float or None
         Potential of fully dense particle matter, V; None returns ``volume_v``.
+    out : torch.Tensor, optional
+        Where to write the result (``volume_v`` itself works: the volume is then
+        displaced in place, without a second volume); default a new tensor. Made a
+        Z-slice at a time, so no temporary volume is needed either way.
 
     Returns
     -------
@@ -48,9 +56,15 @@ def displace_ice(
         ``(nz, ny, nx)`` in V, relative to a uniform ice slab: same dtype and device.
     """
     if particle_potential_v is None or ice_potential_v == 0:
+        if out is not None and out is not volume_v:
+            out.copy_(volume_v)
+            return out
         return volume_v
-    occupancy = (volume_v / particle_potential_v).clamp(0, 1)
-    return volume_v - ice_potential_v * occupancy
+    result = torch.empty_like(volume_v) if out is None else out
+    for k in range(volume_v.shape[0]):
+        occupancy = (volume_v[k] / particle_potential_v).clamp(0, 1)
+        torch.sub(volume_v[k], occupancy, alpha=ice_potential_v, out=result[k])
+    return result
 
 
 def ice_fluctuations(
@@ -184,8 +198,34 @@ def project_periodic_slab(
     torch.Tensor
         ``(ny, nx)`` line integrals in field units times voxels (not negated).
     """
-    n_slab, ny, nx = field.shape
     if columns is None:
         columns = slab_columns(field)
-    operator = _periodic_slab_operator(n_slab, nx, tilt_deg, dtype=field.dtype, device=field.device)
+    return project_slab_columns(columns, tuple(field.shape), tilt_deg)
+
+
+def project_slab_columns(
+    columns: torch.Tensor, shape: tuple[int, ...], tilt_deg: float
+) -> torch.Tensor:
+    """Return `project_periodic_slab` of a slab given only as its `slab_columns`.
+
+    Parameters
+    ----------
+    columns : torch.Tensor
+        ``(n_slab * nx, ny)``: ``slab_columns(field)``.
+    shape : tuple of int
+        ``(n_slab, ny, nx)``, the field's shape.
+    tilt_deg : float
+        Tilt angle in degrees, ``|t| < 90``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(ny, nx)`` line integrals (not negated).
+    """
+    n_slab, ny, nx = shape
+    if tuple(columns.shape) != (n_slab * nx, ny):
+        raise ValueError(f"columns of shape {tuple(columns.shape)} do not hold a slab {shape}")
+    operator = _periodic_slab_operator(
+        n_slab, nx, tilt_deg, dtype=columns.dtype, device=columns.device
+    )
     return (operator @ columns).T

@@ -36,7 +36,7 @@ _PART_BYTES = _F32 * 2**26  # a part of a tilt-series read or written (faket.io.
 _NOISE_PART_BYTES = _F32 * 2**24  # the noise formula's part (faket.noise.generate)
 _NOISE_TEMPORARIES = 6  # its working copies of a part (the spectral model's FFTs)
 _STYLE_BATCH_COPIES = 8  # initial, content, style, result, their resized and matched copies
-_MICROSCOPE_TILT_COPIES = 12  # counts, noiseless, complex exit waves of a batch of tilts
+_MICROSCOPE_TILT_COPIES = 32  # a group of 8 projections, one tilt's complex waves and images
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,14 @@ def estimate_resources(
         disk += _F32 * (rn * ry * rx + thickness * (ry // b) * (rx // b)) + 2 * _MRC_HEADER
 
     projector = _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * nz * nx
-    phase1 = _PHANTOM_VOLUMES * volume + projector + _PROJECTION_CHUNK_BYTES + series
+    # Phase 1 holds one step at a time: the phantom builder's volumes; the grandmodel and
+    # its projections; the microscope's specimen (the grandmodel, ice displaced in place),
+    # its ice slab and one tilt's images (each tilt is written as it is made).
+    phase1 = max(_PHANTOM_VOLUMES * volume, volume + projector + _PROJECTION_CHUNK_BYTES + series)
     if microscope:
-        phase1 += volume + _MICROSCOPE_TILT_COPIES * _F32 * 8 * ny * nx + 2 * series
+        ice = _F32 * _ice_layers(config) * ny * nx
+        imaging = volume + ice + _MICROSCOPE_TILT_COPIES * _F32 * ny * nx
+        phase1 = max(phase1, imaging)
     back_projector = (
         _OPERATOR_BYTES_PER_NONZERO * _NONZEROS_PER_RAY_VOXEL * n_tilts * thickness * (nx // b)
     )
@@ -151,6 +156,16 @@ def estimate_resources(
     )
     memory = _PROCESS_BASE_BYTES + max(phase1, phase2, phase3)
     return ResourceEstimate(disk, memory, min(config.run.workers, n))
+
+
+def _ice_layers(config: FaketConfig) -> int:
+    """Return the voxel layers of the microscope's ice slab (its fluctuations' field)."""
+    from faket.microscope import MicroscopeSettings
+
+    settings = MicroscopeSettings(**config.reference.microscope)
+    if settings.ice_structure_factor <= 0 or settings.ice_potential_v <= 0:
+        return 0
+    return max(1, round(settings.slab_nm * 10.0 / config.phantom.voxel_size_a))
 
 
 def physical_memory_bytes() -> int | None:

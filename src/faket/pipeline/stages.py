@@ -131,10 +131,9 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     Skipped when its ``specimen.json`` holds the current resume key. Returns the
     seconds per stage (empty when skipped).
     """
-    from faket.io.alignments import write_microscope_alignment, write_xf
+    from faket.io.alignments import write_xf
     from faket.io.specimen_files import write_specimen
     from faket.io.tilt_stack import write_mrc_in_parts
-    from faket.microscope import simulate_tilt_series
     from faket.phantom.scene import build_scene
     from faket.pipeline.scene import scene_from_entries
     from faket.projection import project_tilt_series
@@ -177,19 +176,10 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
         # that ask for one (its angles are the sibling tilt_angles.tlt).
         write_xf([(0.0, 0.0)] * len(plan.tilt_angles), spec.folder / "tilt_angles.xf")
         write_mrc_in_parts(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
+        del noiseless
     if plan.microscope is not None:
         with timer("microscope"):
-            result = simulate_tilt_series(
-                volume, plan.tilt_angles, v, plan.microscope, seed=spec.seed + 1
-            )
-            write_mrc_in_parts(result.counts, spec.folder / "reference.mrc", voxel_size_a=v)
-            write_microscope_alignment(
-                result.records(),
-                spec.folder / "reference.mrc",
-                image_shape=(int(result.counts.shape[1]), int(result.counts.shape[2])),
-                pixel_size_a=v,
-                settings=plan.microscope.as_dict(),
-            )
+            _image_reference(plan, volume, spec.folder / "reference.mrc", seed=spec.seed + 1)
     write_json(
         {
             "resume_key": spec.resume_key,
@@ -201,6 +191,37 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
         marker,
     )
     return timer.seconds
+
+
+def _image_reference(plan: RunPlan, volume: torch.Tensor, path: Path, *, seed: int) -> None:
+    """Image ``volume`` with the run's microscope into ``path``, a tilt at a time.
+
+    Each tilt is written as it is made (the series is never held whole), then its
+    alignment and metadata files next to it (:mod:`faket.io.alignments`). The
+    microscope displaces the ice in ``volume`` itself: the caller is done with it.
+    """
+    from faket.io.alignments import write_microscope_alignment
+    from faket.io.tilt_stack import MrcTiltWriter
+    from faket.microscope import simulate_tilts
+
+    assert plan.microscope is not None
+    _, ny, nx = volume.shape
+    records = []
+    shape = (len(plan.tilt_angles), int(ny), int(nx))
+    with MrcTiltWriter(path, shape, voxel_size_a=plan.voxel_size_a) as out:
+        tilts = simulate_tilts(
+            volume, plan.tilt_angles, plan.voxel_size_a, plan.microscope, seed=seed, overwrite=True
+        )
+        for tilt in tilts:
+            out.write(tilt.record.index, tilt.counts[None])
+            records.append(dataclasses.asdict(tilt.record))
+    write_microscope_alignment(
+        records,
+        path,
+        image_shape=(int(ny), int(nx)),
+        pixel_size_a=plan.voxel_size_a,
+        settings=plan.microscope.as_dict(),
+    )
 
 
 def read_reference(path: Path) -> tuple[torch.Tensor, float | None]:
