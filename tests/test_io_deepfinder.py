@@ -163,3 +163,17 @@ def test_bad_label_maps_are_refused(tmp_path, labels):
 def test_read_missing_file(tmp_path):
     with pytest.raises(FaketInputError, match="no such file"):
         read_objects_xml(tmp_path / "none.xml")
+
+
+def test_cluster_sizes_counted_per_slice_equal_one_bincount():
+    # Oracle: np.bincount of the whole mask (what objects.xml's cluster_size held before
+    # the count went per Z-slice to save the volume's int64 copy); exact integers.
+    from faket.io.specimen_files import _label_sizes
+
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 9, (6, 10, 12)).astype(np.int32)
+    mask[0] = 0  # a slice of background only: its counts are shorter
+    for n_labels in (3, 9, 12):
+        np.testing.assert_array_equal(
+            _label_sizes(mask, n_labels), np.bincount(mask.ravel(), minlength=n_labels)
+        )

@@ -34,6 +34,21 @@ SPECIMEN_FILES = (
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
+def _label_sizes(mask: np.ndarray, n_labels: int) -> np.ndarray:
+    """Return the voxel count of every label ``0 .. n_labels - 1`` (and beyond) of a mask.
+
+    Counted a Z-slice at a time: ``np.bincount`` of the whole would hold an int64 copy
+    of the volume (twice the int32 mask).
+    """
+    sizes = np.zeros(n_labels, dtype=np.int64)
+    for plane in np.asarray(mask):
+        counts = np.bincount(plane.ravel(), minlength=n_labels)
+        if counts.size > sizes.size:
+            sizes = np.pad(sizes, (0, counts.size - sizes.size))
+        sizes[: counts.size] += counts
+    return sizes
+
+
 def write_specimen(
     specimen: Specimen,
     folder: str | os.PathLike[str],
@@ -84,10 +99,7 @@ def write_specimen(
         tomo_name=tomo_name,
         tomo_shape_zyx=specimen.grandmodel.shape,
     )
-    sizes = np.bincount(
-        np.asarray(specimen.occupancy_mask, dtype=np.int64).ravel(),
-        minlength=len(specimen.particles) + 1,
-    )
+    sizes = _label_sizes(specimen.occupancy_mask, len(specimen.particles) + 1)
     write_objects_xml(
         specimen.particles,
         ids,

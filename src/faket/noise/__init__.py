@@ -41,7 +41,7 @@ from faket.noise.spectral import TiltSpectra, resample_spectra
 from faket.noise.spectral_aggregate import aggregate_tilt_spectra, common_frequency_grid
 from faket.noise.spectral_estimate import estimate_tilt_spectra
 from faket.noise.spectral_generate import apply_spectral_noise, radial_filter
-from faket.noise.stats import METHODS, TiltStats, estimate_tilt_stats
+from faket.noise.stats import METHODS, TiltStats, concatenate_tilt_stats, estimate_tilt_stats
 from faket.noise.unlabelled import estimate_tilt_stats_unlabelled, radial_power_spectrum
 
 __all__ = [
@@ -61,6 +61,7 @@ __all__ = [
     "estimate_reference_stats",
     "estimate_tilt_spectra",
     "estimate_tilt_spectra_unlabelled",
+    "concatenate_tilt_stats",
     "estimate_tilt_stats",
     "estimate_tilt_stats_even_odd",
     "estimate_tilt_stats_unlabelled",

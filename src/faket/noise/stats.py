@@ -18,7 +18,7 @@ from faket.conventions import TiltAngles
 from faket.errors import FaketInputError
 from faket.noise.spectral import TiltSpectra
 
-__all__ = ["METHODS", "TiltStats", "estimate_tilt_stats"]
+__all__ = ["METHODS", "TiltStats", "concatenate_tilt_stats", "estimate_tilt_stats"]
 
 METHODS = ("paired", "unlabelled", "aggregated", "even-odd")
 """How a :class:`TiltStats` was obtained: against a noiseless counterpart, from the
@@ -249,6 +249,56 @@ def estimate_tilt_stats(
         tilt_angles_deg=angles,
         method="paired",
         spectra=found,
+    )
+
+
+def concatenate_tilt_stats(parts: list[TiltStats]) -> TiltStats:
+    """Join the statistics of consecutive parts of one tilt-series, in order.
+
+    Every tilt is measured on its own, so measuring a series a part of its tilts at a
+    time and joining the parts gives the statistics of the whole series.
+
+    Parameters
+    ----------
+    parts : list of TiltStats
+        The parts, in tilt order; one method and source, all with tilt angles or none,
+        all with spectra on the same rings or none.
+
+    Returns
+    -------
+    TiltStats
+        One entry per tilt of every part, in order.
+    """
+    if not parts:
+        raise ValueError("concatenate_tilt_stats needs at least one part")
+    first = parts[0]
+    if any(q.method != first.method or q.source != first.source for q in parts):
+        raise ValueError("the parts come from different methods or sources")
+    angles = [q.tilt_angles_deg for q in parts]
+    if any(a is None for a in angles) and not all(a is None for a in angles):
+        raise ValueError("some parts have tilt angles and some do not")
+    spectra = None
+    if any(q.spectra is not None for q in parts):
+        found = [q.spectra for q in parts]
+        if any(f is None for f in found):
+            raise ValueError("some parts have spectra and some do not")
+        rings = [f.frequency for f in found if f is not None]
+        if any(not torch.equal(r, rings[0]) for r in rings):
+            raise ValueError("the parts' spectra are on different frequency rings")
+        spectra = TiltSpectra(
+            rings[0],
+            torch.cat([f.transfer for f in found if f is not None]),
+            torch.cat([f.noise_power for f in found if f is not None]),
+        )
+    fields = {name: torch.cat([getattr(q, name) for q in parts]) for name in _FIELDS}
+    return TiltStats(
+        **fields,
+        tilt_angles_deg=None
+        if angles[0] is None
+        else torch.cat([a for a in angles if a is not None]),
+        method=first.method,
+        source=first.source,
+        spectra=spectra,
     )
 
 

@@ -285,12 +285,11 @@ def estimate_noise(plan: RunPlan) -> list[Any]:
 
 def _measure_specimen(plan: RunPlan, index: int) -> Any:
     """Measure the microscope's reference of specimen ``index``."""
-    from faket.noise import estimate_tilt_stats
     from faket.pipeline.references import estimate_unlabelled
 
     folder = plan.specimens[index].folder
-    reference = torch.from_numpy(read_mrc(folder / "reference.mrc", ndim=3).data)
     if plan.config.noise_method() == "unlabelled":
+        reference = torch.from_numpy(read_mrc(folder / "reference.mrc", ndim=3).data)
         m = plan.microscope
         measured = estimate_unlabelled(
             plan,
@@ -301,11 +300,41 @@ def _measure_specimen(plan: RunPlan, index: int) -> Any:
             exclude=index,
         )
     else:
-        noiseless = torch.from_numpy(read_mrc(folder / "noiseless.mrc", ndim=3).data)
-        measured = estimate_tilt_stats(
-            reference, noiseless, tilt_angles_deg=plan.tilt_angles, spectra=_needs_spectra(plan)
-        )
+        measured = _measure_paired(plan, folder)
     return dataclasses.replace(measured, source=folder.name)
+
+
+_MEASURE_PART_VALUES = 2**24
+"""Pixels of one part of the paired measurement (it holds a few float64 copies)."""
+
+
+def _measure_paired(plan: RunPlan, folder: Path) -> Any:
+    """Measure a microscope reference against its noiseless twin, a part of the tilts at a time.
+
+    Every tilt is measured on its own, so the parts join into the whole series' statistics
+    while only a part's float64 copies are held.
+    """
+    from faket.conventions import tilt_parts
+    from faket.io.tilt_stack import MrcTilts
+    from faket.noise import concatenate_tilt_stats, estimate_tilt_stats
+
+    reference = MrcTilts(folder / "reference.mrc")
+    noiseless = MrcTilts(folder / "noiseless.mrc")
+    angles = torch.as_tensor(plan.tilt_angles, dtype=torch.float64)
+    if noiseless.shape != reference.shape:  # estimate_tilt_stats would name the part only
+        raise FaketInputError(
+            f"reference.mrc is {reference.shape} but noiseless.mrc {noiseless.shape}", folder
+        )
+    parts = [
+        estimate_tilt_stats(
+            reference[part],
+            noiseless[part],
+            tilt_angles_deg=angles[part],
+            spectra=_needs_spectra(plan),
+        )
+        for part in tilt_parts(reference.shape, _MEASURE_PART_VALUES)
+    ]
+    return concatenate_tilt_stats(parts)
 
 
 def _reconstruct_user_references(plan: RunPlan) -> None:
