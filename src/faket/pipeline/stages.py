@@ -368,7 +368,8 @@ def reconstruct_series(
     """Bin and back-project one tilt-series with the run's settings.
 
     ``series`` is a tensor or tilts read from a file on demand; it is binned a part of
-    the tilts at a time (binning works per tilt), so only the binned series is held.
+    the tilts at a time (binning works per tilt) into one copy, which is then filtered
+    in place, so only the binned series and the tomogram are held.
     """
     from faket.conventions import tilt_parts
     from faket.io.tilt_stack import PART_ELEMENTS
@@ -376,7 +377,7 @@ def reconstruct_series(
 
     r = plan.config.reconstruction
     device = torch.device(plan.device)
-    parts, size = [], pixel_size_a
+    binned, size = None, pixel_size_a
     for part in tilt_parts(series.shape, PART_ELEMENTS):
         binned_part, size = bin_tilt_series(
             series[part].to(device),
@@ -384,15 +385,17 @@ def reconstruct_series(
             method=r.binning_method,
             pixel_size_a=pixel_size_a,
         )
-        parts.append(binned_part)
-    binned = parts[0] if len(parts) == 1 else torch.cat(parts)
-    del parts
+        if binned is None:  # our own copy: filtered in place below
+            binned = binned_part.new_empty((series.shape[0], *binned_part.shape[1:]))
+        binned[part] = binned_part
+    assert binned is not None  # a series has at least one tilt
     tomogram = reconstruct_tomogram(
         binned,
         list(angles),
         filter_name=r.filter_name,
         pad=r.filter_name == "ramp",
         thickness=min(plan.thickness, binned.shape[-1]),
+        overwrite=True,
     )
     return tomogram, size
 

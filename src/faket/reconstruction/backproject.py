@@ -219,6 +219,7 @@ def reconstruct_tomogram(
     weighting: str = "none",
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> torch.Tensor:
     """Reconstruct a tomogram by filtered back-projection (filter, then back-project).
 
@@ -240,6 +241,9 @@ def reconstruct_tomogram(
         The filter (default: the ramp, zero-padded).
     thickness, z_offset, z_flip, weighting, max_chunk_bytes, progress
         As for :func:`backproject_tilt_series`.
+    overwrite : bool, default False
+        Filter ``tilt_series`` in place (it is changed): one tilt-series less in memory,
+        for a caller that is done with it.
 
     Returns
     -------
@@ -254,6 +258,7 @@ def reconstruct_tomogram(
         crowther_frequency=crowther_frequency,
         pad=pad,
         max_chunk_bytes=max_chunk_bytes,
+        out=tilt_series if overwrite else None,
     )
     return backproject_tilt_series(
         filtered,

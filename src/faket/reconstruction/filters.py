@@ -349,6 +349,7 @@ def filter_tilt_series(
     crowther_frequency: float | None = None,
     pad: bool = True,
     max_chunk_bytes: int = DEFAULT_MAX_CHUNK_BYTES,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Filter every projection of a tilt-series in Fourier space.
 
@@ -371,12 +372,20 @@ def filter_tilt_series(
         Zero-pad before the FFT (default) or filter circularly.
     max_chunk_bytes : int
         Bound on the working memory (padded spectra) per chunk of tilts.
+    out : torch.Tensor, optional
+        Where to write the result, ``tilt_series`` itself included (each chunk of tilts
+        is read before it is overwritten); default a new tensor.
 
     Returns
     -------
     torch.Tensor
         ``(n_tilts, ny, nx)``, same dtype and device as ``tilt_series``.
     """
+    if out is not None and (out.shape != tilt_series.shape or out.dtype != tilt_series.dtype):
+        raise ValueError(
+            f"out must be {tuple(tilt_series.shape)} {tilt_series.dtype}; "
+            f"got {tuple(out.shape)} {out.dtype}"
+        )
     if tilt_series.ndim != 3:
         raise ValueError(
             f"tilt_series must be 3-D (n_tilts, ny, nx); got shape {tuple(tilt_series.shape)}"
@@ -392,7 +401,7 @@ def filter_tilt_series(
     )
     # rfft keeps the non-negative X frequencies; every filter is even in f_x.
     h = h[:, : nxp // 2 + 1].to(device=tilt_series.device, dtype=tilt_series.dtype)
-    out = torch.empty_like(tilt_series)
+    out = torch.empty_like(tilt_series) if out is None else out
     bytes_per_tilt = 2 * tilt_series.element_size() * nyp * (nxp // 2 + 1) * 2
     chunk = max(1, min(n_tilts, max_chunk_bytes // bytes_per_tilt))
     for t0 in range(0, n_tilts, chunk):
