@@ -35,14 +35,15 @@ _PHANTOM_VOLUMES = 6
 """Volumes the phantom stage holds at its peak: the potential, two int32 masks, their
 written copies and the builder's working volumes. Measured (peak minus the process, in
 volumes): 5.4 at 512 x 1024^2 with 4 vesicles, 4.7 at 32 x 3500^2 without."""
-_MODALITY_SERIES = 3
-"""Series a modality being made holds: the noiseless, the noise field turned into the
-modality, and about one more of checks and written pages (measured 2.8 at 61 x 3500^2)."""
-_RECONSTRUCT_SERIES = 5
-"""Twice the binned series a reconstruction holds, with its filtered spectrum (2.5)."""
+_MODALITY_HALF_SERIES = 5
+"""Half-series a modality being made holds: the noiseless, the noise field turned into
+the modality, and written pages (measured 2.15 series at 61 x 3500^2)."""
+_RECONSTRUCT_HALF_SERIES = 3
+"""Half-series of the binned series a reconstruction holds, with its filtering chunks."""
 _RECONSTRUCT_TOMOGRAMS = 2
 """Tomograms a reconstruction holds: the back-projection and its flipped, cropped copy
-(reconstruction measured 8.2 GiB at 61 x 3500^2, 5.9 GiB at 512 x 1024^2)."""
+(measured 5.1 GiB at 61 x 3500^2 with 32 x 3500^2 tomograms; 5.9 GiB at 512 x 1024^2
+before the in-place filter)."""
 _PART_BYTES = _F32 * 2**26  # a part of a tilt-series read or written (faket.io.tilt_stack)
 _NOISE_PART_BYTES = _F32 * 2**24  # the noise formula's part (faket.noise.generate)
 _NOISE_TEMPORARIES = 6  # its working copies of a part (the spectral model's FFTs)
@@ -156,11 +157,11 @@ def estimate_resources(
     # style's budget with its batch; the binned series, the operator and one tomogram.
     tilt = _F32 * ny * nx
     noise_part = max(tilt, _NOISE_PART_BYTES)  # parts are whole tilts
-    modalities = _MODALITY_SERIES * series + _NOISE_TEMPORARIES * noise_part + _PART_BYTES
+    modalities = _MODALITY_HALF_SERIES * series // 2 + _NOISE_TEMPORARIES * noise_part + _PART_BYTES
     styling = style + _STYLE_BATCH_COPIES * tilt  # a batch is one tilt where memory is short
     binned = series // b**2
     reconstruct = (
-        _RECONSTRUCT_SERIES * binned // 2
+        _RECONSTRUCT_HALF_SERIES * binned // 2
         + back_projector
         + _RECONSTRUCT_TOMOGRAMS * tomogram
         + max(tilt, _PART_BYTES)
