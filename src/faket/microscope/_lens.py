@@ -73,7 +73,14 @@ def image_intensity(
     low, high = float(offsets.min()), float(offsets.max())
     n_nodes = defocus_node_count(high - low, pixel_size_a, settings.voltage_kv)
     if n_nodes == 1:
-        transfer = _wave_transfer(settings, (ny, nx), pixel_size_a, defocus_um, like=real)
+        transfer = _wave_transfer(
+            settings,
+            (ny, nx),
+            pixel_size_a,
+            defocus_um,
+            like=real,
+            illumination_semi_angle_mrad=settings.illumination_semi_angle_mrad,
+        )
         return torch.fft.ifft2(spectrum * transfer).abs().square()
     nodes = [low + (high - low) * j / (n_nodes - 1) for j in range(n_nodes)]
     # Column positions in node units; node j weighs a column by the hat max(0, 1 - |p - j|),
@@ -98,10 +105,9 @@ def _wave_transfer(
     defocus_um: float,
     *,
     like: torch.Tensor,
-    illumination_semi_angle_mrad: float | None = None,
+    illumination_semi_angle_mrad: float,
 ) -> torch.Tensor:
-    """Return `wave_transfer` of the settings' lens at one defocus."""
-    alpha = s.illumination_semi_angle_mrad
+    """Return `wave_transfer` of the settings' lens at one defocus and illumination."""
     return wave_transfer(
         shape,
         pixel_size_a,
@@ -110,9 +116,7 @@ def _wave_transfer(
         astigmatism_angle_deg=s.astigmatism_angle_deg,
         voltage_kv=s.voltage_kv,
         spherical_aberration_mm=s.spherical_aberration_mm,
-        illumination_semi_angle_mrad=alpha
-        if illumination_semi_angle_mrad is None
-        else illumination_semi_angle_mrad,
+        illumination_semi_angle_mrad=illumination_semi_angle_mrad,
         chromatic_aberration_mm=s.chromatic_aberration_mm,
         energy_spread_ev=s.energy_spread_ev,
         like=like,

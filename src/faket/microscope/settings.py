@@ -173,6 +173,12 @@ class MicroscopeSettings:
         if not isinstance(self.group_size, int) or self.group_size < 1:
             raise ValueError(f"group_size must be a positive integer, got {self.group_size!r}")
 
+    def ice_layers(self, pixel_size_a: float) -> int:
+        """Return the voxel layers of the ice fluctuations' field (0: the ice is uniform)."""
+        if self.ice_structure_factor <= 0 or self.ice_potential_v <= 0:
+            return 0
+        return max(1, round(self.slab_nm * 10.0 / pixel_size_a))
+
     def as_dict(self) -> dict[str, object]:
         """Return the settings as plain values, for provenance and the sidecar."""
         return asdict(self)

@@ -231,17 +231,14 @@ def simulate_tilt_series(
     MicroscopeWarning
         When the image's Fourier grid cannot sample the CTF up to Nyquist.
     """
-    n_tilts = len(_angles(tilt_angles_deg))
-    nz, ny, nx = volume_v.shape if volume_v.ndim == 3 else (0, 0, 0)
-    counts = noiseless = even = None
-    records = []
-    for tilt in simulate_tilts(
+    tilts = simulate_tilts(
         volume_v, tilt_angles_deg, pixel_size_a, settings, seed=seed, half_sets=half_sets
-    ):
-        if counts is None or noiseless is None:
-            counts = tilt.counts.new_empty((n_tilts, ny, nx))
-            noiseless = tilt.counts.new_empty((n_tilts, ny, nx))
-            even = tilt.counts.new_empty((n_tilts, ny, nx)) if half_sets else None
+    )  # the inputs are checked here
+    shape = (len(_angles(tilt_angles_deg)), *volume_v.shape[1:])
+    counts, noiseless = volume_v.new_empty(shape), volume_v.new_empty(shape)
+    even = volume_v.new_empty(shape) if half_sets else None
+    records = []
+    for tilt in tilts:
         i = tilt.record.index
         counts[i], noiseless[i] = tilt.counts, tilt.noiseless
         if even is not None and tilt.even is not None:
@@ -249,7 +246,6 @@ def simulate_tilt_series(
         records.append(tilt.record)
         if progress is not None:
             progress(1)
-    assert counts is not None and noiseless is not None  # at least one tilt: checked
     odd = None if even is None else counts - even
     return MicroscopeResult(counts=counts, noiseless=noiseless, tilts=records, even=even, odd=odd)
 
@@ -287,7 +283,8 @@ def simulate_tilts(
 
     The same images as `simulate_tilt_series` with the same arguments (bit for bit),
     without holding the series: a caller writes each tilt as it comes, so memory does
-    not grow with the number of tilts. Inputs are checked before the first image.
+    not grow with the number of tilts. The inputs are checked (and the aliasing warned
+    of) when it is called, before the first image is asked for.
 
     Parameters
     ----------
@@ -301,9 +298,23 @@ def simulate_tilts(
     s = MicroscopeSettings() if settings is None else settings
     angles = _angles(tilt_angles_deg)
     _check_inputs(volume_v, angles, pixel_size_a)
+    shape = (int(volume_v.shape[1]), int(volume_v.shape[2]))
+    _warn_if_aliased(shape, pixel_size_a, s, float(np.abs(np.tan(np.radians(angles))).max()))
+    return _images(volume_v, angles, pixel_size_a, s, seed, half_sets, overwrite)
+
+
+def _images(
+    volume_v: torch.Tensor,
+    angles: np.ndarray,
+    pixel_size_a: float,
+    s: MicroscopeSettings,
+    seed: int,
+    half_sets: bool,
+    overwrite: bool,
+) -> Iterator[SimulatedTilt]:
+    """Yield the images of `simulate_tilts`, whose inputs are checked."""
     nz, ny, nx = volume_v.shape
     shape = (ny, nx)
-    _warn_if_aliased(shape, pixel_size_a, s, float(np.abs(np.tan(np.radians(angles))).max()))
     n_tilts = angles.size
     dtype, device = volume_v.dtype, volume_v.device
 
@@ -326,8 +337,8 @@ def simulate_tilts(
         volume_v, s.ice_potential_v, s.particle_potential_v, out=volume_v if overwrite else None
     )
     columns = None
-    if s.ice_structure_factor > 0 and s.ice_potential_v > 0:
-        n_slab = max(1, round(slab_a / pixel_size_a))
+    n_slab = s.ice_layers(pixel_size_a)
+    if n_slab:
         # The field is drawn with its lateral axes swapped, (n_slab, nx, ny): its low-pass
         # is isotropic, so this is the same random field, transposed, and its rows are
         # already the columns `project_slab_columns` takes (no second copy of the slab).

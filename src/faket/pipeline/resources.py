@@ -143,7 +143,12 @@ def estimate_resources(
     # its ice slab and one tilt's images (each tilt is written as it is made).
     phase1 = max(_PHANTOM_VOLUMES * volume, volume + projector + _PROJECTION_CHUNK_BYTES + series)
     if microscope:
-        ice = _F32 * _ice_layers(config) * ny * nx
+        from faket.microscope import MicroscopeSettings
+
+        layers = MicroscopeSettings(**config.reference.microscope).ice_layers(
+            config.phantom.voxel_size_a
+        )
+        ice = _F32 * layers * ny * nx
         imaging = volume + ice + _MICROSCOPE_TILT_COPIES * _F32 * ny * nx
         phase1 = max(phase1, imaging)
     back_projector = (
@@ -174,16 +179,6 @@ def estimate_resources(
     )
     memory = _PROCESS_BASE_BYTES + max(phase1, phase2, phase3)
     return ResourceEstimate(disk, memory, min(config.run.workers, n))
-
-
-def _ice_layers(config: FaketConfig) -> int:
-    """Return the voxel layers of the microscope's ice slab (its fluctuations' field)."""
-    from faket.microscope import MicroscopeSettings
-
-    settings = MicroscopeSettings(**config.reference.microscope)
-    if settings.ice_structure_factor <= 0 or settings.ice_potential_v <= 0:
-        return 0
-    return max(1, round(settings.slab_nm * 10.0 / config.phantom.voxel_size_a))
 
 
 def physical_memory_bytes() -> int | None:
