@@ -321,3 +321,38 @@ def test_content_is_noisys_noise_field_at_a_quarter(dataset):
         a, b = residual(noisy[t], clean[t]), residual(content[t], clean[t])
         corr = float((a * b).sum() / (a.norm() * b.norm()))
         assert corr > 0.99, (t, corr)
+
+
+def test_the_report_reads_only_the_tilts_it_draws(dataset, tmp_path, monkeypatch):
+    """A detector-sized series is never read whole for the figures: only the drawn tilts."""
+    import faket.pipeline.report as report
+    from faket.io.tilt_stack import MrcTilts
+
+    copy = tmp_path / "ds"
+    shutil.copytree(dataset, copy)
+    plan = plan_run(tiny_config(copy))
+    whole: list[str] = []
+    read_whole = report.read_mrc
+    monkeypatch.setattr(
+        report,
+        "read_mrc",
+        lambda path, **kw: whole.append(Path(path).name) or read_whole(path, **kw),
+    )
+    tilts: set[tuple[str, object]] = set()
+    read_tilt = MrcTilts.__getitem__
+    monkeypatch.setattr(
+        MrcTilts,
+        "__getitem__",
+        lambda self, i: tilts.add((self.path.name, i)) or read_tilt(self, i),
+    )
+    figures = copy / "report"
+    stats = read_noise_stats(copy / "noise_stats.json")
+    labels = report.read_labels(plan.specimens[0].folder, plan.voxel_size_a)
+    report._draw_model_figures(plan, figures, "reference", stats, labels)
+    assert whole and all(n.startswith("tomogram_") or n == "class_mask.mrc" for n in whole)
+    # 11 tilts of -60..60: -36, 0 and +36 are the nearest to the drawn -40, 0, +40 (0 also
+    # gives the spectra)
+    assert {i for _, i in tilts} == {2, 5, 8}
+    names = {n for n, _ in tilts}
+    assert {"reference.mrc", "noiseless.mrc", "noisy.mrc", "faket_spectral.mrc"} <= names
+    assert (figures / "projections.png").stat().st_size > 1000

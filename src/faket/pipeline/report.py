@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from faket.io import read_classes_json, read_mrc, read_noise_stats, read_particle_locations
+from faket.io.tilt_stack import MrcTilts
 from faket.pipeline.layout import modality_names, reconstructed_names
 from faket.pipeline.plan import RunPlan
 
@@ -102,8 +103,10 @@ def read_labels(folder: Path, voxel_size_a: float) -> Any:
     mask = read_mrc(folder / "class_mask.mrc", ndim=3)
     classes = read_classes_json(folder / "classes.json")
     particles = read_particle_locations(folder / "particle_locations.txt")
+    integer = np.issubdtype(mask.data.dtype, np.integer)
+    values = mask.data if integer else np.rint(mask.data)  # any integer or float mode
     return Labels(
-        class_mask=np.rint(mask.data).astype(np.int32),  # any integer or float mode
+        class_mask=values.astype(np.int32, copy=False),
         voxel_size_a=mask.voxel_size_a or voxel_size_a,
         names={int(c["id"]): str(c["name"]) for c in classes},
         points_zyx=np.array([(p.z, p.y, p.x) for p in particles], dtype=float).reshape(-1, 3),
@@ -118,6 +121,7 @@ def _draw_model_figures(
     from faket.noise import MODALITIES, aggregate_tilt_stats, radial_power_spectrum
     from faket.pipeline.tomogram import style_reference
     from faket.report import (
+        nearest_tilts,
         plot_noise_stats,
         plot_power_spectra,
         plot_projections,
@@ -127,17 +131,19 @@ def _draw_model_figures(
     config = plan.config
     model = plan.specimens[0].folder
     angles = plan.tilt_angles
-    series = {ref_name: style_reference(plan, 0).numpy()}
-    for name in (
-        "noiseless",
-        *modality_names(config.noise.models, tuple(config.style.ablation_models)),
-    ):
-        series[name] = read_mrc(model / f"{name}.mrc", ndim=3).data
+    wanted_deg = (-40.0, 0.0, 40.0)
+    picked = sorted({*nearest_tilts(angles.tolist(), wanted_deg), _centre_tilt(angles)})
+    names = ("noiseless", *modality_names(config.noise.models, tuple(config.style.ablation_models)))
+    files = {name: MrcTilts(model / f"{name}.mrc") for name in names}
+    series = {
+        name: _read_tilts(tilts, picked)
+        for name, tilts in {ref_name: style_reference(plan, 0), **files}.items()
+    }
     plot_projections(
         series,
-        angles.tolist(),
+        angles[picked].tolist(),
         figures / "projections.png",
-        wanted_deg=(-40.0, 0.0, 40.0),
+        wanted_deg=wanted_deg,
         pixel_size_a=plan.voxel_size_a,
     )
 
@@ -151,7 +157,7 @@ def _draw_model_figures(
     }
     plot_noise_stats(measured, fits, figures / "noise_stats.png")
 
-    centre = [int(np.argmin(np.abs(angles)))]
+    centre = [picked.index(_centre_tilt(angles))]
     spectra = {}
     for name, values in series.items():
         freq, power = radial_power_spectrum(torch.from_numpy(values[centre]))
@@ -167,6 +173,19 @@ def _draw_model_figures(
         pixel_size_a=plan.tomogram_voxel_size_a,
         labels=labels,
     )
+
+
+def _centre_tilt(angles: np.ndarray) -> int:
+    """Return the index of the tilt nearest to 0 degrees."""
+    return int(np.argmin(np.abs(angles)))
+
+
+def _read_tilts(tilts: Any, picked: list[int]) -> np.ndarray:
+    """Return tilts ``picked`` of an `MrcTilts` as one ``(len(picked), ny, nx)`` array.
+
+    Only these tilts are read: the report never holds a whole detector-sized series.
+    """
+    return np.stack([tilts[t].numpy() for t in picked])
 
 
 def _tomogram_files(plan: RunPlan, folder: Path) -> dict[str, Path]:

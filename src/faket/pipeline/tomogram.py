@@ -42,9 +42,13 @@ if TYPE_CHECKING:
     from faket.pipeline.plan import RunPlan
 
 
-def style_reference(plan: RunPlan, index: int) -> torch.Tensor:
-    """Return the reference tilt-series that styles tomogram ``index`` (another content)."""
-    return torch.from_numpy(read_mrc(_style_path(plan, index), ndim=3).data)
+def style_reference(plan: RunPlan, index: int) -> MrcTilts:
+    """Return the reference tilt-series that styles tomogram ``index`` (another content).
+
+    Its tilts are read from the file when indexed, so a detector-sized series is never
+    held whole.
+    """
+    return MrcTilts(_style_path(plan, index))
 
 
 def _style_path(plan: RunPlan, index: int) -> Path:
