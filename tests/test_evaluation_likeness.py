@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
+import mrcfile
 import numpy as np
 import pytest
 import torch
@@ -363,6 +365,7 @@ def test_dataset_likeness_follows_style_reference_and_user_files(tmp_path):
         ("missing", "missing tilt-series"),
         ("constant", "cannot compare it with model_0/reference.mrc: tilt 2 is constant"),
         ("patch", "patch must be from 8 to the smallest image side"),
+        ("nan", "model_1/noisy.mrc: 1 of 13824 values are NaN or Inf"),
     ],
 )
 def test_dataset_likeness_bad_input_is_one_line(tmp_path, change, message):
@@ -377,6 +380,24 @@ def test_dataset_likeness_bad_input_is_one_line(tmp_path, change, message):
         data = np.random.default_rng(0).normal(size=(6, 48, 48)).astype(np.float32)
         data[2] = 1.0
         write_mrc(data, root / "model_1" / "noiseless.mrc")
+    elif change == "nan":  # written by mrcfile: faket's writer refuses NaN
+        data = np.random.default_rng(0).normal(size=(6, 48, 48)).astype(np.float32)
+        data[3, 4, 5] = np.nan
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with mrcfile.new(root / "model_1" / "noisy.mrc", overwrite=True) as mrc:
+                mrc.set_data(data)
     with pytest.raises(FaketInputError, match=message) as err:
         dataset_likeness(root, steps=2, patch=64 if change == "patch" else None)
     assert "\n" not in str(err.value)
+
+
+def test_dataset_likeness_reads_the_tilts_asked_for(tmp_path):
+    """Only the picked tilts are read (runs of consecutive tilts at a time), as read_mrc."""
+    from faket.evaluation.likeness_dataset import _read_tilts
+
+    data = np.random.default_rng(1).normal(size=(7, 9, 10)).astype(np.float32)
+    path = tmp_path / "s.mrc"
+    write_mrc(data, path)
+    for tilts in ([0, 1, 3, 5, 6], [2], list(range(7))):
+        np.testing.assert_array_equal(_read_tilts(path, tilts).numpy(), data[tilts])

@@ -393,3 +393,54 @@ def test_header_label_has_no_time_so_equal_data_give_equal_files(tmp_path, volum
         assert int(mrc.header.nlabl) == 1
         assert mrc.header.label[0].strip() == b"Created by faket (mrcfile)"
     assert first.read_bytes() == second.read_bytes()
+
+
+# --- memory-mapped reads (map_mrc) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.uint16, np.float16, np.float32])
+def test_map_mrc_gives_mrcfiles_data_in_its_own_dtype(tmp_path, rng, dtype):
+    data = (rng.normal(size=(3, 4, 5)) * 20).astype(dtype)
+    path = _raw_mrc(tmp_path / "v.mrc", data)
+    mapped = faket.io.map_mrc(path)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    assert mapped.dtype == dtype
+    with mrcfile.open(path) as mrc:  # oracle: mrcfile's own reader
+        np.testing.assert_array_equal(mapped, mrc.data)
+
+
+def test_map_mrc_skips_an_extended_header(tmp_path, volume):
+    path = tmp_path / "ext.mrc"
+    with mrcfile.new(path) as mrc:
+        mrc.set_data(volume)
+        mrc.set_extended_header(np.arange(37, dtype=np.uint8).view("V1"))
+    mapped = faket.io.map_mrc(path)
+    np.testing.assert_array_equal(mapped, volume)
+
+
+def test_map_mrc_gives_an_image_one_section(tmp_path, volume):
+    path = _raw_mrc(tmp_path / "image.mrc", volume[0])
+    assert faket.io.map_mrc(path).shape == (1, 5, 6)
+
+
+@pytest.mark.parametrize("suffix", [".mrc.gz", ".mrc.bz2"])
+def test_map_mrc_reads_a_compressed_file_whole(tmp_path, volume, suffix):
+    path = tmp_path / f"v{suffix}"
+    write_mrc(volume, path)
+    np.testing.assert_array_equal(faket.io.map_mrc(path), volume)
+
+
+def test_map_mrc_refuses_a_truncated_file(tmp_path, volume):
+    path = _raw_mrc(tmp_path / "cut.mrc", volume)
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(FaketInputError) as error:
+        faket.io.map_mrc(path)
+    _check_error(error, path, "fewer bytes", "(4, 5, 6)")
+
+
+def test_map_mrc_refuses_a_file_that_is_not_mrc(tmp_path):
+    path = tmp_path / "text.mrc"
+    path.write_text("not an MRC file\n" * 100)
+    with pytest.raises(FaketInputError) as error:
+        faket.io.map_mrc(path)
+    _check_error(error, path)

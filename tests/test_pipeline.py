@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from collections.abc import Iterator
@@ -323,21 +324,40 @@ def test_content_is_noisys_noise_field_at_a_quarter(dataset):
         assert corr > 0.99, (t, corr)
 
 
-def test_the_report_reads_only_the_tilts_it_draws(dataset, tmp_path, monkeypatch):
-    """A detector-sized series is never read whole for the figures: only the drawn tilts."""
+class _Recorded:
+    """A volume that records each index a caller reads (an array-like without __array__:
+    a caller that converts it whole fails)."""
+
+    def __init__(self, array, keys):
+        self.array, self.keys = array, keys
+        self.shape, self.ndim, self.dtype = array.shape, array.ndim, array.dtype
+
+    def __getitem__(self, key):
+        self.keys.append((self.shape, key))
+        return self.array[key]
+
+
+def _selected(shape, key) -> int:
+    """Number of elements ``key`` selects from an array of ``shape`` (a zero-stride view)."""
+    return np.lib.stride_tricks.as_strided(np.zeros(1), shape, (0,) * len(shape))[key].size
+
+
+def test_the_report_reads_only_the_tilts_and_slices_it_draws(dataset, tmp_path, monkeypatch):
+    """A detector-sized series or tomogram is never read whole for the figures."""
     import faket.pipeline.report as report
     from faket.io.tilt_stack import MrcTilts
 
     copy = tmp_path / "ds"
     shutil.copytree(dataset, copy)
     plan = plan_run(tiny_config(copy))
-    whole: list[str] = []
-    read_whole = report.read_mrc
+    keys: list[tuple[tuple[int, ...], object]] = []
+    mapped = report.map_mrc
     monkeypatch.setattr(
         report,
-        "read_mrc",
-        lambda path, **kw: whole.append(Path(path).name) or read_whole(path, **kw),
+        "map_mrc",
+        lambda path: _Recorded(mapped(path), keys) if "tomogram_" in str(path) else mapped(path),
     )
+    monkeypatch.setattr(report, "read_mrc", None, raising=False)  # nothing reads a file whole
     tilts: set[tuple[str, object]] = set()
     read_tilt = MrcTilts.__getitem__
     monkeypatch.setattr(
@@ -348,8 +368,15 @@ def test_the_report_reads_only_the_tilts_it_draws(dataset, tmp_path, monkeypatch
     figures = copy / "report"
     stats = read_noise_stats(copy / "noise_stats.json")
     labels = report.read_labels(plan.specimens[0].folder, plan.voxel_size_a)
+    assert isinstance(labels.class_mask, np.memmap)
     report._draw_model_figures(plan, figures, "reference", stats, labels)
-    assert whole and all(n.startswith("tomogram_") or n == "class_mask.mrc" for n in whole)
+    report._draw_thumbnails(plan, figures)
+    # every tomogram's central XY and XZ slices and its thumbnail slab, nothing larger
+    assert len(keys) >= 3 * len(report._tomogram_files(plan, plan.specimens[0].folder))
+    shape = keys[0][0]
+    slab = report._slab_voxels(plan.tomogram_voxel_size_a) * shape[1] * shape[2]
+    largest = max(_selected(s, k) for s, k in keys)
+    assert largest <= max(slab, shape[0] * shape[2]) < math.prod(shape)
     # 11 tilts of -60..60: -36, 0 and +36 are the nearest to the drawn -40, 0, +40 (0 also
     # gives the spectra)
     assert {i for _, i in tilts} == {2, 5, 8}

@@ -15,7 +15,7 @@ from faket.io.alignments import (
 from faket.io.angles import check_angle_count, read_tilt_angles, write_tilt_angles
 from faket.io.deepfinder import read_objects_xml, write_label_mrc, write_objects_xml
 from faket.io.json_files import read_json_object, write_json
-from faket.io.mrc import MrcData, read_mrc, read_voxel_size, write_mrc
+from faket.io.mrc import MrcData, map_mrc, read_mrc, read_voxel_size, write_mrc
 from faket.io.noise_stats import read_noise_stats, write_noise_stats
 from faket.io.particles import Particle, read_particle_locations, write_particle_locations
 from faket.io.particles_star import (
@@ -51,6 +51,7 @@ __all__ = [
     "read_json_object",
     "write_json",
     "check_angle_count",
+    "map_mrc",
     "read_mrc",
     "read_noise_stats",
     "read_particle_locations",

@@ -129,6 +129,52 @@ def read_mrc(
     return MrcData(data=data, voxel_size_a=voxel_size_a)
 
 
+def map_mrc(path: str | os.PathLike[str]) -> np.ndarray:
+    """Map a plain MRC file's data read-only: ``(z, y, x)`` in the file's own dtype.
+
+    Nothing is read until touched: a central slice of a detector-sized tomogram reads
+    that slice's pages only, and they are released with the array. For figures of
+    files faket wrote; unlike `read_mrc`, the values are not converted to float32 nor
+    checked for NaN/Inf (that would read them all). A compressed file (gzip, bzip2)
+    cannot be mapped and is read whole with `read_mrc` (float32).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The MRC file.
+
+    Returns
+    -------
+    numpy.ndarray
+        A read-only ``numpy.memmap`` of shape ``(z, y, x)``; a single image is
+        ``(1, ny, nx)``.
+
+    Raises
+    ------
+    FaketInputError
+        If the file is missing, has a bad header, complex or 4-D data, or is shorter
+        than its header says.
+    """
+    file = require_file(path)
+    with file.open("rb") as stream:
+        magic = stream.read(3)
+    if magic[:2] == b"\x1f\x8b" or magic == b"BZh":
+        return read_mrc(file, ndim=3).data
+    header, _ = _open(file, header_only=True)
+    dtype = mrcfile.utils.data_dtype_from_header(header)
+    shape = tuple(int(n) for n in mrcfile.utils.data_shape_from_header(header))
+    if np.issubdtype(dtype, np.complexfloating) or len(shape) == 4:
+        raise FaketInputError(f"cannot map MRC mode {int(header.mode)}, shape {shape}", file)
+    shape = (1, *shape) if len(shape) == 2 else shape
+    offset = int(header.nbytes) + int(header.nsymbt)
+    needed = offset + math.prod(shape) * dtype.itemsize
+    if 0 in shape:
+        raise FaketInputError(f"has an axis of size 0 (shape {shape}); it holds no data", file)
+    if file.stat().st_size < needed:
+        raise FaketInputError(f"holds fewer bytes than its header's shape {shape} needs", file)
+    return np.memmap(file, dtype=dtype, mode="r", offset=offset, shape=shape)
+
+
 def read_voxel_size(path: str | os.PathLike[str]) -> float | None:
     """Read the X voxel size of an MRC file from its header alone (the data is not read).
 

@@ -10,7 +10,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from faket.io import read_classes_json, read_mrc, read_noise_stats, read_particle_locations
+from faket.io import (
+    map_mrc,
+    read_classes_json,
+    read_noise_stats,
+    read_particle_locations,
+    read_voxel_size,
+)
 from faket.io.tilt_stack import MrcTilts
 from faket.pipeline.layout import modality_names, reconstructed_names
 from faket.pipeline.plan import RunPlan
@@ -96,18 +102,21 @@ def write_dataset_report(plan: RunPlan) -> Path:
 def read_labels(folder: Path, voxel_size_a: float) -> Any:
     """Return a tomogram's `faket.report.Labels` from its class mask, classes and particles.
 
-    ``voxel_size_a`` is used when the class mask's header has no voxel size.
+    ``voxel_size_a`` is used when the class mask's header has no voxel size. An integer
+    mask (faket's int8) stays memory-mapped (`map_mrc`): the figures read its central
+    slices only.
     """
     from faket.report import Labels
 
-    mask = read_mrc(folder / "class_mask.mrc", ndim=3)
+    file = folder / "class_mask.mrc"
+    mask = map_mrc(file)
     classes = read_classes_json(folder / "classes.json")
     particles = read_particle_locations(folder / "particle_locations.txt")
-    integer = np.issubdtype(mask.data.dtype, np.integer)
-    values = mask.data if integer else np.rint(mask.data)  # any integer or float mode
+    if not np.issubdtype(mask.dtype, np.integer):  # a float mode: rounded, in memory
+        mask = np.rint(mask).astype(np.int32)
     return Labels(
-        class_mask=values.astype(np.int32, copy=False),
-        voxel_size_a=mask.voxel_size_a or voxel_size_a,
+        class_mask=mask,
+        voxel_size_a=read_voxel_size(file) or voxel_size_a,
         names={int(c["id"]): str(c["name"]) for c in classes},
         points_zyx=np.array([(p.z, p.y, p.x) for p in particles], dtype=float).reshape(-1, 3),
         point_names=[p.class_name for p in particles],
@@ -164,10 +173,8 @@ def _draw_model_figures(
         spectra[name] = (freq.numpy(), power[0].numpy())
     plot_power_spectra(spectra, figures / "power_spectra.png", pixel_size_a=plan.voxel_size_a)
 
-    tomograms = {
-        name: read_mrc(file, ndim=3).data for name, file in _tomogram_files(plan, model).items()
-    }
-    plot_tomogram_slices(
+    tomograms = {name: map_mrc(file) for name, file in _tomogram_files(plan, model).items()}
+    plot_tomogram_slices(  # mapped: only the central XY and XZ slices are read
         tomograms,
         figures / "tomograms.png",
         pixel_size_a=plan.tomogram_voxel_size_a,
@@ -227,7 +234,7 @@ def _draw_thumbnails(plan: RunPlan, figures: Path) -> Any:
         labels = read_labels(spec.folder, plan.voxel_size_a)
         depth = _slab_voxels(plan.tomogram_voxel_size_a)
         slices = {
-            name: central_slab(read_mrc(file, ndim=3).data, depth)
+            name: central_slab(map_mrc(file), depth)
             for name, file in _tomogram_files(plan, spec.folder).items()
         }
         labels = _slab_labels(labels)
