@@ -54,6 +54,25 @@ def test_the_reader_returns_the_tilts_asked_for(tmp_path):
         stack[0:6:2]
 
 
+@pytest.mark.parametrize("name", ["s.mrc", "s.mrc.gz"])
+def test_take_reads_each_run_of_tilts_once_and_no_other(tmp_path, monkeypatch, name):
+    data = series()
+    write_mrc(data, tmp_path / name)
+    stack = MrcTilts(tmp_path / name)
+    reads: list[object] = []
+    read = MrcTilts.__getitem__
+    monkeypatch.setattr(MrcTilts, "__getitem__", lambda self, i: reads.append(i) or read(self, i))
+    for tilts in ([0, 1, 3, 5, 6], [2], list(range(7))):
+        reads.clear()
+        assert torch.equal(stack.take(tilts), torch.from_numpy(data[tilts]))  # numpy's take
+        runs = {
+            (0, 1, 3, 5, 6): [(0, 2), (3, 4), (5, 7)],
+            (2,): [(2, 3)],
+            (0, 1, 2, 3, 4, 5, 6): [(0, 7)],
+        }
+        assert [(r.start, r.stop) for r in reads] == runs[tuple(tilts)]
+
+
 def test_a_compressed_file_is_read_whole_once(tmp_path):
     data = series()
     write_mrc(data, tmp_path / "s.mrc.gz")

@@ -363,7 +363,10 @@ def test_the_report_reads_only_the_tilts_and_slices_it_draws(dataset, tmp_path, 
     monkeypatch.setattr(
         MrcTilts,
         "__getitem__",
-        lambda self, i: tilts.add((self.path.name, i)) or read_tilt(self, i),
+        lambda self, i: (
+            tilts.update((self.path.name, int(t)) for t in np.arange(len(self))[i].reshape(-1))
+            or read_tilt(self, i)
+        ),
     )
     figures = copy / "report"
     stats = read_noise_stats(copy / "noise_stats.json")

@@ -359,25 +359,17 @@ def dataset_likeness(
     )
 
 
-def _read_tilts(path: Path, tilts: Sequence[int]) -> Any:
+def _read_tilts(path: Path, tilts: list[int]) -> Any:
     """Return tilts ``tilts`` of a series as one float32 tensor, reading only those.
 
-    `MrcTilts` reads each run of consecutive tilts in one access: the series is never
-    held whole (with its float32 copy and finite check, 2.75 series at 61 x 3500^2).
+    The series is never held whole (with `read_mrc`'s float32 copy and finite check,
+    2.75 series at 61 x 3500^2).
     """
     import torch
 
     from faket.io.tilt_stack import MrcTilts
 
-    series = MrcTilts(path)
-    runs: list[list[int]] = []
-    for t in tilts:
-        if runs and t == runs[-1][-1] + 1:
-            runs[-1].append(t)
-        else:
-            runs.append([t])
-    parts = [series[r[0] : r[-1] + 1] for r in runs]
-    data = parts[0] if len(parts) == 1 else torch.cat(parts)
+    data = MrcTilts(path).take(tilts)
     bad = int((~torch.isfinite(data)).sum())
     if bad:
         raise FaketInputError(f"{bad} of {data.numel()} values are NaN or Inf", path)

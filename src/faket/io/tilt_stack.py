@@ -83,6 +83,20 @@ class MrcTilts:
             part = np.array(mrc.data[index], dtype=np.float32, order="C")
         return torch.from_numpy(part)
 
+    def take(self, tilts: list[int]) -> torch.Tensor:
+        """Return tilts ``tilts`` (ascending) as one ``(len(tilts), ny, nx)`` float32 tensor.
+
+        Each run of consecutive tilts is read in one access; no other tilt is read.
+        """
+        runs: list[list[int]] = []
+        for t in tilts:
+            if runs and t == runs[-1][-1] + 1:
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        parts = [self[r[0] : r[-1] + 1] for r in runs]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
 
 class MrcTiltWriter:
     """Write a float32 MRC file a few tilts at a time, atomically.

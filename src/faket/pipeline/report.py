@@ -145,7 +145,7 @@ def _draw_model_figures(
     names = ("noiseless", *modality_names(config.noise.models, tuple(config.style.ablation_models)))
     files = {name: MrcTilts(model / f"{name}.mrc") for name in names}
     series = {
-        name: _read_tilts(tilts, picked)
+        name: tilts.take(picked).numpy()  # only these tilts: never a whole series
         for name, tilts in {ref_name: style_reference(plan, 0), **files}.items()
     }
     plot_projections(
@@ -185,14 +185,6 @@ def _draw_model_figures(
 def _centre_tilt(angles: np.ndarray) -> int:
     """Return the index of the tilt nearest to 0 degrees."""
     return int(np.argmin(np.abs(angles)))
-
-
-def _read_tilts(tilts: Any, picked: list[int]) -> np.ndarray:
-    """Return tilts ``picked`` of an `MrcTilts` as one ``(len(picked), ny, nx)`` array.
-
-    Only these tilts are read: the report never holds a whole detector-sized series.
-    """
-    return np.stack([tilts[t].numpy() for t in picked])
 
 
 def _tomogram_files(plan: RunPlan, folder: Path) -> dict[str, Path]:
