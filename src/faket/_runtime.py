@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_kept = False
+"""Whether :func:`keep_freed_memory_for_reuse` took effect in this process."""
 
 
 def keep_freed_memory_for_reuse() -> bool:
@@ -41,7 +43,19 @@ def keep_freed_memory_for_reuse() -> bool:
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     # No mmap for large blocks (they come from the heap), and never trim the heap's top.
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    global _kept
+    _kept = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
+    return _kept
+
+
+def freed_memory_kept() -> bool:
+    """Return whether this process keeps freed memory for reuse.
+
+    A spawned worker process starts with glibc's defaults; an entry point that opted in
+    passes this to its workers (:func:`faket._workers.start_worker`), so that they run
+    as fast as the process itself.
+    """
+    return _kept
 
 
 def release_free_memory() -> None:

@@ -413,11 +413,11 @@ def run_one(
     return record
 
 
-def _start_worker(parent: int, threads: int) -> None:
-    """Initialise a study worker process: die with the parent, use ``threads`` threads."""
-    from faket._workers import die_with_parent
+def _start_worker(parent: int, keep_freed_memory: bool, threads: int) -> None:
+    """Initialise a study worker like this process (`start_worker`), ``threads`` threads."""
+    from faket._workers import start_worker
 
-    die_with_parent(parent)
+    start_worker(parent, keep_freed_memory)
     torch.set_num_threads(threads)
 
 
@@ -431,13 +431,15 @@ def _in_parallel(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    from faket._runtime import freed_memory_kept
+
     threads = plan.threads or max(1, (os.cpu_count() or 1) // plan.jobs)
     records = {}
     with ProcessPoolExecutor(
         max_workers=plan.jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(os.getpid(), threads),
+        initargs=(os.getpid(), freed_memory_kept(), threads),
     ) as pool:
         futures = {pool.submit(run_one, plan, m, s, shared): (m, s) for m, s in tasks}
         try:

@@ -15,7 +15,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from faket._workers import die_with_parent
+from faket._runtime import freed_memory_kept
+from faket._workers import start_worker
 from faket.config import FaketConfig
 from faket.export import write_dataset_outputs
 from faket.io import write_json
@@ -94,8 +95,8 @@ def _map(
         with ProcessPoolExecutor(
             min(workers, len(indices)),
             mp_context=context,
-            initializer=die_with_parent,
-            initargs=(os.getpid(),),
+            initializer=start_worker,
+            initargs=(os.getpid(), freed_memory_kept()),
         ) as pool:
             for i, result in zip(
                 indices, pool.map(task, [plan] * len(indices), indices), strict=True
