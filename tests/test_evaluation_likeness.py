@@ -161,6 +161,23 @@ def test_standardise_keeps_dtype_and_device(rng, device):
     torch.testing.assert_close(z.mean(dim=(1, 2)), torch.zeros(3, device=device), atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_standardise_matches_numpy_per_tilt_and_names_a_constant_tilt(rng, dtype):
+    x = rng.normal(5.0, [[[1.0]], [[30.0]], [[1e-3]]], size=(3, 40, 24)).astype(dtype)
+    wide = x.astype(np.float64)
+    oracle = (wide - wide.mean(axis=(1, 2), keepdims=True)) / wide.std(axis=(1, 2), keepdims=True)
+    z = standardise_tilts(x)
+    assert z.dtype == torch.from_numpy(x).dtype
+    # float64 statistics either way. float32: its rounding of values up to ~4 (6e-7).
+    # float64: summation order times the cancellation of tilt 2 (mean 5, std 1e-3):
+    # eps * |mean| / std = 2.2e-16 * 5e3 ~ 1e-12, a few of them.
+    tol = 1e-6 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(z.numpy(), oracle, rtol=0, atol=tol)
+    x[2] = 7.0
+    with pytest.raises(ValueError, match="tilt 2 is constant"):
+        standardise_tilts(x)
+
+
 # -------------------------------------------------------------------------- grey values
 
 

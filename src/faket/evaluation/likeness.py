@@ -178,12 +178,18 @@ def spectrum_log_distance(
 # ------------------------------------------------------------------------ grey values
 
 
-def _subsample(values: np.ndarray, max_samples: int, seed: int) -> np.ndarray:
-    """Return at most ``max_samples`` of ``values`` without replacement (fixed seed)."""
-    if values.size <= max_samples:
-        return values
-    picked = np.random.default_rng(seed).choice(values.size, size=max_samples, replace=False)
-    return values[np.sort(picked)]
+def _subsample(values: torch.Tensor, max_samples: int, seed: int) -> np.ndarray:
+    """Return at most ``max_samples`` of ``values`` without replacement, as float64.
+
+    The subsample is drawn before the float64 copy, so a large series is never copied
+    whole (a fixed seed: the same picks for the same size).
+    """
+    flat = values.flatten()
+    if flat.numel() > max_samples:
+        rng = np.random.default_rng(seed)
+        picked = np.sort(rng.choice(flat.numel(), size=max_samples, replace=False))
+        flat = flat[torch.from_numpy(picked).to(flat.device)]
+    return flat.cpu().numpy().astype(np.float64)
 
 
 def grey_value_distance(
@@ -214,10 +220,8 @@ def grey_value_distance(
     """
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 2:
         raise ValueError(f"max_samples must be an integer of at least 2, got {max_samples!r}")
-    xa = standardise_tilts(as_tilt_series(a, "a")).flatten().cpu().numpy().astype(np.float64)
-    xb = standardise_tilts(as_tilt_series(b, "b")).flatten().cpu().numpy().astype(np.float64)
-    xa = _subsample(xa, max_samples, seed)
-    xb = _subsample(xb, max_samples, seed)
+    xa = _subsample(standardise_tilts(as_tilt_series(a, "a")), max_samples, seed)
+    xb = _subsample(standardise_tilts(as_tilt_series(b, "b")), max_samples, seed)
     return float(wasserstein_distance(xa, xb))
 
 

@@ -200,10 +200,12 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
 def _image_reference(plan: RunPlan, volume: torch.Tensor, path: Path, *, seed: int) -> None:
     """Image ``volume`` with the run's microscope into ``path``, a tilt at a time.
 
-    Each tilt is written as it is made (the series is never held whole), then its
-    alignment and metadata files next to it (:mod:`faket.io.alignments`). The
+    Each tilt is written as it is made (the series is never held whole) and the heap's
+    free pages are returned, then its alignment and metadata files are written next to
+    it (:mod:`faket.io.alignments`). The
     microscope displaces the ice in ``volume`` itself: the caller is done with it.
     """
+    from faket._runtime import release_free_memory
     from faket.io.alignments import write_microscope_alignment
     from faket.io.tilt_stack import MrcTiltWriter
     from faket.microscope import simulate_tilts
@@ -219,6 +221,7 @@ def _image_reference(plan: RunPlan, volume: torch.Tensor, path: Path, *, seed: i
         for tilt in tilts:
             out.write(tilt.record.index, tilt.counts[None])
             records.append(dataclasses.asdict(tilt.record))
+            release_free_memory()  # kept freed memory (faket) would grow from tilt to tilt
     write_microscope_alignment(
         records,
         path,

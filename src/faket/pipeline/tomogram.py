@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from faket._runtime import release_free_memory
 from faket.io import read_json_object, read_mrc, read_noise_stats, write_mrc
 from faket.io.provenance import write_provenance
 from faket.io.tilt_stack import MrcTilts, MrcTiltWriter, write_mrc_in_parts
@@ -86,6 +87,7 @@ def _make_modalities(
         )
         write_mrc_in_parts(series, spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
         del series
+        release_free_memory()  # kept freed memory (faket) would grow per modality
         names.append(name)
     return names
 
@@ -172,6 +174,7 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
                 )
                 write_mrc(tomogram, spec.folder / f"tomogram_{name}.mrc", voxel_size_a=size)
                 del tomogram
+                release_free_memory()  # kept freed memory (faket) would grow per modality
     phase1 = read_json_object(spec.folder / "specimen.json") or {}
     timings = {**phase1.get("timings_s", {}), **timer.seconds}
     peaks = {**phase1.get("peak_memory_gib", {}), **timer.peak_gib}
