@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -22,6 +23,20 @@ _kept = False
 """Whether :func:`keep_freed_memory_for_reuse` took effect in this process."""
 
 
+@functools.cache
+def _glibc() -> ctypes.CDLL | None:
+    """Return the C library on Linux, loaded once (None elsewhere or if it won't load)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
 def keep_freed_memory_for_reuse() -> bool:
     """Ask glibc to serve large blocks from the heap and keep freed ones for reuse.
 
@@ -30,15 +45,9 @@ def keep_freed_memory_for_reuse() -> bool:
     bool
         True if the setting took effect (glibc on Linux), False elsewhere (no change).
     """
-    if not sys.platform.startswith("linux"):
-        return False
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
+    libc = _glibc()
+    mallopt = None if libc is None else getattr(libc, "mallopt", None)
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -65,15 +74,10 @@ def release_free_memory() -> None:
     so that it grows from one tilt to the next; trimming between batches bounds the
     resident memory while keeping the reuse within a batch.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError):
-        return
+    libc = _glibc()
+    trim = None if libc is None else getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def resident_bytes() -> int:

@@ -202,8 +202,8 @@ def _image_reference(plan: RunPlan, volume: torch.Tensor, path: Path, *, seed: i
 
     Each tilt is written as it is made (the series is never held whole) and the heap's
     free pages are returned, then its alignment and metadata files are written next to
-    it (:mod:`faket.io.alignments`). The
-    microscope displaces the ice in ``volume`` itself: the caller is done with it.
+    it (:mod:`faket.io.alignments`). The microscope displaces the ice in ``volume``
+    itself: the caller is done with it.
     """
     from faket._runtime import release_free_memory
     from faket.io.alignments import write_microscope_alignment
