@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import warnings
 
+import mrcfile
 import pytest
 import torch
 
@@ -186,3 +188,78 @@ def test_generate_errors():
         apply_noise(noiseless, bad, seed=0)
     with pytest.raises(ValueError, match="different numbers of tilts"):
         make_modality(noiseless, [target_stats(5), target_stats(6)], "noisy", seed=0)
+
+
+def plain_modality(noiseless: torch.Tensor, stats: TiltStats, white: torch.Tensor, scale: float):
+    """The method's formula on the whole stack, in float64, with a given white field."""
+
+    def standardise(x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean((-2, -1), keepdim=True)
+        return (x - mean) / x.std((-2, -1), correction=0, keepdim=True)
+
+    x = stats.r[:, None, None] * standardise(noiseless.double())
+    x = x + scale * stats.sigma[:, None, None] * white
+    return standardise(x) * stats.std[:, None, None] + stats.mean[:, None, None]
+
+
+def test_modality_parts_stream_a_file_with_the_field_drawn_a_part_at_a_time(tmp_path, monkeypatch):
+    """A series read from its file a part at a time, against the formula on the whole stack.
+
+    33 x 31 pixels (not a multiple of 16) and parts of 2 tilts: the white field of the
+    definition is the generator's draws part after part, which here differs from one
+    whole draw, so the test sees whether the parts are drawn in order and placed right.
+    """
+    import faket.noise.generate as generate
+    from faket.io import write_mrc
+    from faket.io.tilt_stack import MrcTilts
+
+    monkeypatch.setattr(generate, "_PART_VALUES", 2 * 33 * 31)
+    noiseless = (smooth_field(N_TILTS, 64, seed=30)[:, :33, :31] * 3 - 7).float()
+    write_mrc(noiseless.numpy(), tmp_path / "noiseless.mrc", voxel_size_a=10.0)
+    measured = measured_stats(seed=31)
+    parts = generate.modality_parts(
+        MrcTilts(tmp_path / "noiseless.mrc"), measured, "content", seed=32
+    )
+    got = list(parts)
+    assert [start for start, _ in got] == [0, 2, 4]
+    streamed = torch.cat([tilts for _, tilts in got])
+    g = torch.Generator().manual_seed(32)
+    white = torch.cat([torch.randn(k, 33, 31, generator=g) for k in (2, 2, 1)]).double()
+    whole = torch.randn(N_TILTS, 33, 31, generator=torch.Generator().manual_seed(32))
+    assert not torch.equal(white.float(), whole)  # the test would not see a whole draw
+    expected = plain_modality(noiseless, aggregate_tilt_stats(measured, 2), white, 0.25)
+    # float32 arithmetic on values of O(40) (std up to 8): ~1e-5 absolute; 1e-4 is 10x that.
+    torch.testing.assert_close(streamed.double(), expected, rtol=0, atol=1e-4)
+    assert streamed.dtype == torch.float32
+    in_memory = make_modality(noiseless, measured, "content", seed=32)
+    assert torch.equal(streamed, in_memory)  # one definition, whatever holds the input
+
+
+def test_modality_parts_check_settings_at_the_call_and_values_part_by_part(tmp_path, monkeypatch):
+    import faket.noise.generate as generate
+    from faket.io import write_mrc
+    from faket.io.tilt_stack import MrcTilts
+
+    monkeypatch.setattr(generate, "_PART_VALUES", 2 * 16 * 16)
+    noiseless = smooth_field(N_TILTS, 16, seed=33).float()
+    noiseless[3, 2, 5] = float("nan")
+    with warnings.catch_warnings(), mrcfile.new(tmp_path / "bad.mrc") as mrc:
+        warnings.simplefilter("ignore", RuntimeWarning)  # write_mrc refuses NaN; mrcfile warns
+        mrc.set_data(noiseless.numpy())
+    stack = MrcTilts(tmp_path / "bad.mrc")
+    with pytest.raises(ValueError, match="unknown modality 'fancy'"):
+        generate.modality_parts(stack, measured_stats(0), "fancy", seed=0)  # not iterated
+    with pytest.raises(FaketInputError, match="describe 4 tilts but the noiseless"):
+        generate.modality_parts(stack, [target_stats(4)], "noisy", seed=0)
+    parts = generate.modality_parts(stack, measured_stats(0), "noisy", seed=0, name="bad.mrc")
+    assert next(parts)[0] == 0  # tilts 0 and 1 are fine
+    with pytest.raises(FaketInputError, match=r"^bad\.mrc: .*NaN or infinite .* tilt\(s\) \[3\]"):
+        next(parts)
+    noiseless[3, 2, 5] = 0.0
+    noiseless[4] = 2.5
+    write_mrc(noiseless.numpy(), tmp_path / "flat.mrc")
+    parts = generate.modality_parts(
+        MrcTilts(tmp_path / "flat.mrc"), measured_stats(0), "noisy", seed=0, name="flat.mrc"
+    )
+    with pytest.raises(FaketInputError, match=r"^flat\.mrc: tilt 4 is a constant image"):
+        list(parts)  # the last part's tilt, named by its index in the series

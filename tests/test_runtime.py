@@ -16,9 +16,11 @@ import numpy as np
 import pytest
 
 from faket._runtime import (
+    freed_memory_kept,
     keep_freed_memory_for_reuse,
     release_free_memory,
     resident_bytes,
+    returning_freed_memory,
 )
 from faket._workers import start_worker
 
@@ -45,6 +47,17 @@ def _kept_then_released() -> tuple[float, float]:
     before = resident_bytes()
     release_free_memory()
     return kept, (before - resident_bytes()) / 2**20
+
+
+def _kept_returned_kept() -> tuple[float, float, float, bool]:
+    """Resident MiB of a freed block: kept, inside `returning_freed_memory`, after it."""
+    assert keep_freed_memory_for_reuse()
+    kept = _freed_block_resident_mib()
+    release_free_memory()
+    with returning_freed_memory():
+        returned = _freed_block_resident_mib()
+    release_free_memory()
+    return kept, returned, _freed_block_resident_mib(), freed_memory_kept()
 
 
 def _stage_peaks() -> dict[str, float]:
@@ -79,6 +92,20 @@ def test_glibc_default_returns_a_freed_large_block_and_the_setting_keeps_it():
     assert kept > 0.9 * BLOCK_MIB
     # ... and malloc_trim gives it back.
     assert released > 0.9 * BLOCK_MIB
+
+
+def test_a_block_of_code_can_return_freed_memory_while_the_process_keeps_it():
+    kept, returned, kept_again, flag = _in_process(_kept_returned_kept)
+    assert kept > 0.9 * BLOCK_MIB
+    assert returned < 0.1 * BLOCK_MIB  # inside the block: glibc's default heap
+    assert kept_again > 0.9 * BLOCK_MIB and flag  # the setting restored on exit
+    assert _in_process(_returned_by_default) < 0.1 * BLOCK_MIB  # and a no-op without it
+
+
+def _returned_by_default() -> float:
+    """The block's resident MiB inside `returning_freed_memory` in a default process."""
+    with returning_freed_memory():
+        return _freed_block_resident_mib()
 
 
 @pytest.mark.parametrize("keep", [True, False])

@@ -5,7 +5,8 @@
 - :func:`estimate_tilt_stats_unlabelled`: the same from a reference alone, from the
   high-frequency plateau of its power spectrum; :func:`radial_power_spectrum`.
 - :func:`aggregate_tilt_stats`: polynomial fits over the tilt index, averaged over tomograms.
-- :func:`apply_noise` and :func:`make_modality`: the noisy, content and baseline modalities
+- :func:`apply_noise` and :func:`make_modality` (:func:`modality_parts` for a series in a
+  file, a part at a time): the noisy, content and baseline modalities
   (:data:`MODALITIES`), with the published or the spectral model (:data:`NOISE_MODELS`).
 - The spectral model: :class:`TiltSpectra` (radial transfer ``T(k)`` and noise power
   ``N(k)`` per tilt), :func:`estimate_tilt_spectra`, :func:`aggregate_tilt_spectra`,
@@ -31,6 +32,7 @@ from faket.noise.generate import (
     ModalitySpec,
     apply_noise,
     make_modality,
+    modality_parts,
 )
 from faket.noise.reference_stats import (
     REFERENCE_METHODS,
@@ -69,6 +71,7 @@ __all__ = [
     "fit_polynomial_coefficients",
     "fit_tilt_stats",
     "make_modality",
+    "modality_parts",
     "noiseless_power_spectrum",
     "radial_filter",
     "radial_power_spectrum",

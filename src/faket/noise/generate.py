@@ -18,12 +18,20 @@ from numbers import Integral
 
 import torch
 
-from faket.conventions import TiltAngles, tilt_parts
+from faket.conventions import TiltAngles, TiltStack, tilt_parts
 from faket.errors import FaketInputError
 from faket.noise.aggregate import aggregate_tilt_stats
-from faket.noise.stats import TiltStats, _check_tilt_series, _constant_tilts
+from faket.noise.stats import TiltStats, _check_tilt_stack, _constant_tilts, _nonfinite_tilts
 
-__all__ = ["MODALITIES", "NOISE_MODELS", "ModalitySpec", "apply_noise", "make_modality"]
+__all__ = [
+    "MODALITIES",
+    "NOISE_MODELS",
+    "ModalitySpec",
+    "apply_noise",
+    "collect_parts",
+    "make_modality",
+    "modality_parts",
+]
 
 _PART_VALUES = 2**24
 """The noise formula runs on parts of about this many pixels (64 MiB in float32) at a time,
@@ -81,13 +89,17 @@ NOISE_MODELS: dict[str, str] = {
 """The noise models :func:`make_modality` can apply, with one line each."""
 
 
-def _refuse_constant_tilts(noiseless: torch.Tensor, name: str | None) -> None:
-    """Raise FaketInputError naming the constant tilts of ``noiseless`` (and ``name``)."""
+def _refuse_constant_tilts(noiseless: torch.Tensor, name: str | None, first: int = 0) -> None:
+    """Raise FaketInputError naming the constant tilts of ``noiseless`` (and ``name``).
+
+    ``noiseless`` holds tilts ``first, first + 1, ...`` of the series the message names.
+    """
     constant = _constant_tilts(noiseless)
     if not bool(constant.any()):
         return
     bad = torch.nonzero(constant).flatten().tolist()
     value = float(noiseless[bad[0]].flatten()[0])
+    bad = [first + i for i in bad]
     which = "tilt" if len(bad) == 1 else "tilts"
     listed = ", ".join(str(i) for i in bad[:10]) + (", ..." if len(bad) > 10 else "")
     subject = which if name is not None else f"noiseless {which}"
@@ -164,12 +176,36 @@ def apply_noise(
         If ``sigma_scale`` is negative, a ``std`` is not positive, a ``sigma`` is negative
         or ``seed`` is not an integer.
     """
+    _check_noiseless(noiseless, name, tensor=True)
+    _check_noise_settings(noiseless, stats, sigma_scale, seed, name)
+    if not bool((stats.sigma >= 0).all()):
+        raise ValueError("every tilt's sigma must be >= 0")
+    parts = _noise_parts(noiseless, stats, float(sigma_scale), int(seed), name, noiseless.device)
+    return collect_parts(parts, noiseless)
+
+
+def _check_noiseless(noiseless: TiltStack, name: str | None, *, tensor: bool) -> None:
+    """Raise FaketInputError (naming ``name``) unless ``noiseless`` is a usable stack.
+
+    Its shape and dtype only: the values are checked a part at a time as they are read
+    (:func:`_checked_part`). With ``tensor``, it must be a :class:`torch.Tensor`.
+    """
     try:
-        _check_tilt_series(noiseless, "noiseless")
+        if tensor and not isinstance(noiseless, torch.Tensor):
+            raise FaketInputError(
+                f"noiseless must be a torch.Tensor, got {type(noiseless).__name__}"
+            )
+        _check_tilt_stack(noiseless, "noiseless")
     except FaketInputError as err:
         if name is None:
             raise
         raise FaketInputError(err.problem, name) from None
+
+
+def _check_noise_settings(
+    noiseless: TiltStack, stats: TiltStats, sigma_scale: float, seed: int, name: str | None
+) -> None:
+    """Raise unless ``stats``, ``sigma_scale`` and ``seed`` suit ``noiseless`` (either model)."""
     if not isinstance(stats, TiltStats):
         raise ValueError(f"stats must be a TiltStats, got {type(stats).__name__}")
     if stats.n_tilts != noiseless.shape[0]:
@@ -185,28 +221,70 @@ def apply_noise(
         raise ValueError(f"sigma_scale must be finite and >= 0, got {sigma_scale}")
     if not bool((stats.std > 0).all()):
         raise ValueError("every tilt's target std must be positive")
-    if not bool((stats.sigma >= 0).all()):
-        raise ValueError("every tilt's sigma must be >= 0")
-    _refuse_constant_tilts(noiseless, name)
 
-    dtype = noiseless.dtype
-    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    device = noiseless.device
 
-    def per_tilt(values: torch.Tensor) -> torch.Tensor:
-        return values.to(device=device, dtype=compute)[:, None, None]
+def _checked_part(
+    noiseless: TiltStack, part: slice, name: str | None, device: torch.device
+) -> torch.Tensor:
+    """Read tilts ``part`` of ``noiseless`` onto ``device``; refuse NaN/Inf or constant tilts."""
+    tilts = torch.as_tensor(noiseless[part]).to(device)
+    bad = [part.start + i for i in _nonfinite_tilts(tilts)]
+    if bad:
+        raise FaketInputError(f"noiseless has NaN or infinite values in tilt(s) {bad[:10]}", name)
+    _refuse_constant_tilts(tilts, name, first=part.start)
+    return tilts
 
-    r, sigma = per_tilt(stats.r), per_tilt(stats.sigma * sigma_scale)
-    std, mean = per_tilt(stats.std), per_tilt(stats.mean)
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    # One draw of the whole stack (the field every modality shares); each part of it is
-    # then replaced by its output, every operation being per tilt.
-    out = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
-    for part in _tilt_parts(noiseless.shape):
-        signal = _standardise_or_zero(noiseless[part].to(compute))
-        x = r[part] * signal + sigma[part] * out[part]
-        out[part] = _standardise_or_zero(x) * std[part] + mean[part]
-    return out.to(dtype)
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Return the dtype the noise formula runs in: float32 or float64 as given, else float32."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def noise_field_part(
+    generator: torch.Generator, tilts: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """Draw the next part of a tilt-series' white Gaussian field, the shape of ``tilts``.
+
+    The field of a series is drawn a part of whole tilts at a time, in tilt order
+    (:func:`_tilt_parts`, which depends only on the series' shape), from one generator:
+    every modality, model and reader of the same series and seed gets the same field.
+    On the CPU, for tilts of a multiple of 16 pixels, it is also one ``torch.randn`` of
+    the whole stack (the generator's normal draws come in blocks of 16).
+    """
+    return torch.randn(tilts.shape, generator=generator, device=tilts.device, dtype=dtype)
+
+
+def _noise_parts(
+    noiseless: TiltStack,
+    stats: TiltStats,
+    sigma_scale: float,
+    seed: int,
+    name: str | None,
+    device: torch.device,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield :func:`apply_noise`'s output as ``(first tilt, tilts)``, a part at a time."""
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def per_tilt(values: torch.Tensor, part: slice, dtype: torch.dtype) -> torch.Tensor:
+        return values[part].to(device=device, dtype=dtype)[:, None, None]
+
+    for part in _tilt_parts(torch.Size(noiseless.shape)):
+        tilts = _checked_part(noiseless, part, name, device)
+        compute = _compute_dtype(tilts.dtype)
+        signal = _standardise_or_zero(tilts.to(compute))
+        noise = per_tilt(stats.sigma * sigma_scale, part, compute)
+        x = per_tilt(stats.r, part, compute) * signal
+        x += noise * noise_field_part(generator, tilts, compute)
+        out = _standardise_or_zero(x) * per_tilt(stats.std, part, compute)
+        yield part.start, (out + per_tilt(stats.mean, part, compute)).to(tilts.dtype)
+
+
+def collect_parts(parts: Iterator[tuple[int, torch.Tensor]], like: torch.Tensor) -> torch.Tensor:
+    """Gather ``(first tilt, tilts)`` parts into one tensor of ``like``'s shape, dtype, device."""
+    out = torch.empty_like(like)
+    for start, tilts in parts:
+        out[start : start + tilts.shape[0]] = tilts
+    return out
 
 
 def make_modality(
@@ -259,6 +337,45 @@ def make_modality(
         spectral model lacks spectra, or as raised by
         :func:`faket.noise.aggregate_tilt_stats` and :func:`apply_noise`.
     """
+    _check_noiseless(noiseless, name, tensor=True)
+    parts = modality_parts(noiseless, measured, modality, seed=seed, name=name, model=model, at=at)
+    return collect_parts(parts, noiseless)
+
+
+def modality_parts(
+    noiseless: TiltStack,
+    measured: Sequence[TiltStats],
+    modality: str,
+    *,
+    seed: int,
+    name: str | None = None,
+    model: str = "published",
+    at: TiltAngles | None = None,
+    device: torch.device | str | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Make one modality as :func:`make_modality` does, a part of whole tilts at a time.
+
+    For series too large to hold twice: ``noiseless`` may be a tilt-series in a file
+    (:class:`faket.io.tilt_stack.MrcTilts`), read a part at a time, and each part of
+    the output is yielded as it is made, the same values as :func:`make_modality`'s.
+    The settings are checked when it is called; each part's values as it is read
+    (NaN/Inf or a constant tilt raise then, naming the tilts).
+
+    Parameters
+    ----------
+    noiseless : TiltStack
+        ``(n_tilts, ny, nx)`` floating tilt-series (a tensor, or one read from a file).
+    measured, modality, seed, name, model, at
+        As :func:`make_modality`.
+    device : torch.device or str, optional
+        Where the parts are made; default: ``noiseless``' device (the CPU for a file).
+
+    Returns
+    -------
+    iterator of (int, torch.Tensor)
+        ``(first tilt, tilts)`` in tilt order, ``tilts`` of ``(k, ny, nx)`` in the input's
+        dtype (float32 from a file).
+    """
     if modality not in MODALITIES:
         raise ValueError(
             f"unknown modality {modality!r}; valid modalities are {', '.join(MODALITIES)}"
@@ -267,9 +384,12 @@ def make_modality(
         raise ValueError(
             f"unknown noise model {model!r}; valid models are {', '.join(NOISE_MODELS)}"
         )
+    _check_noiseless(noiseless, name, tensor=False)
+    if device is None:
+        device = noiseless.device if isinstance(noiseless, torch.Tensor) else "cpu"
     spec = MODALITIES[modality]
     if model == "spectral":
-        from faket.noise.spectral_generate import apply_spectral_noise
+        from faket.noise.spectral_generate import spectral_noise_parts
 
         missing = [i for i, s in enumerate(measured) if s.spectra is None]
         if missing:
@@ -279,8 +399,12 @@ def make_modality(
                 "spectra=True))"
             )
         stats = aggregate_tilt_stats(measured, spec.order, at=at)
-        return apply_spectral_noise(
-            noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name
+        return spectral_noise_parts(
+            noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name, device=device
         )
     stats = aggregate_tilt_stats(measured, spec.order, at=at)
-    return apply_noise(noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name)
+    _check_noise_settings(noiseless, stats, spec.sigma_scale, seed, name)
+    if not bool((stats.sigma >= 0).all()):
+        raise ValueError("every tilt's sigma must be >= 0")
+    parts = _noise_parts(noiseless, stats, spec.sigma_scale, int(seed), name, torch.device(device))
+    return parts

@@ -6,11 +6,11 @@ Per tilt ``i``: standardise the noiseless tilt, filter it by the radial transfer
 :func:`faket.noise.apply_noise` does for the published model.
 
 The white field is drawn exactly as :func:`faket.noise.apply_noise` draws it (a
-``torch.Generator`` on the input's device seeded with ``seed``, one ``torch.randn`` of the
-stack's shape), then filtered by ``sqrt(N)`` with an orthonormal FFT: the same seed gives
-the same underlying field in both models and in every modality, so CONTENT is NOISY's
-noise at a quarter of its amplitude, and white ``N = sigma**2`` with a flat ``T = r``
-reproduces the published model.
+``torch.Generator`` on the input's device seeded with ``seed``, a part of whole tilts at
+a time: :func:`faket.noise.generate.noise_field_part`), then filtered by ``sqrt(N)`` with
+an orthonormal FFT: the same seed gives the same underlying field in both models and in
+every modality, so CONTENT is NOISY's noise at a quarter of its amplitude, and white
+``N = sigma**2`` with a flat ``T = r`` reproduces the published model.
 
 Borders: an FFT filter treats the image as periodic. The noise is made periodic on purpose
 (filtering a white field on its own grid keeps it stationary up to the borders). The
@@ -26,16 +26,25 @@ view cannot be recovered either way. The cost is a 1.5 x larger FFT per side at 
 
 from __future__ import annotations
 
-from numbers import Integral
+from collections.abc import Iterator
 
 import torch
 
-from faket.errors import FaketInputError
+from faket.conventions import TiltStack
 from faket.noise._rings import half_plane_radius, interpolate_radial
-from faket.noise.generate import _refuse_constant_tilts, _standardise_or_zero, _tilt_parts
-from faket.noise.stats import TiltStats, _check_tilt_series
+from faket.noise.generate import (
+    _check_noise_settings,
+    _check_noiseless,
+    _checked_part,
+    _compute_dtype,
+    _standardise_or_zero,
+    _tilt_parts,
+    collect_parts,
+    noise_field_part,
+)
+from faket.noise.stats import TiltStats
 
-__all__ = ["DEFAULT_PAD", "apply_spectral_noise", "radial_filter"]
+__all__ = ["DEFAULT_PAD", "apply_spectral_noise", "radial_filter", "spectral_noise_parts"]
 
 DEFAULT_PAD = 0.25
 """Reflect padding of the signal on each side, as a fraction of that side's length."""
@@ -92,36 +101,6 @@ def radial_filter(
     return out
 
 
-def _check_inputs(
-    noiseless: torch.Tensor, stats: TiltStats, sigma_scale: float, seed: int, name: str | None
-) -> None:
-    try:
-        _check_tilt_series(noiseless, "noiseless")
-    except FaketInputError as err:
-        if name is None:
-            raise
-        raise FaketInputError(err.problem, name) from None
-    if not isinstance(stats, TiltStats):
-        raise ValueError(f"stats must be a TiltStats, got {type(stats).__name__}")
-    if stats.spectra is None:
-        raise ValueError(
-            "stats has no spectra for the spectral noise model; measure them with "
-            "estimate_tilt_stats(..., spectra=True) or use the published model"
-        )
-    if stats.n_tilts != noiseless.shape[0]:
-        raise FaketInputError(
-            f"the noise statistics describe {stats.n_tilts} tilts but the noiseless "
-            f"tilt-series has {noiseless.shape[0]}",
-            name,
-        )
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if not sigma_scale >= 0.0 or sigma_scale == float("inf"):
-        raise ValueError(f"sigma_scale must be finite and >= 0, got {sigma_scale}")
-    if not bool((stats.std > 0).all()):
-        raise ValueError("every tilt's target std must be positive")
-
-
 def apply_spectral_noise(
     noiseless: torch.Tensor,
     stats: TiltStats,
@@ -174,26 +153,71 @@ def apply_spectral_noise(
         If ``stats`` has no spectra, ``sigma_scale`` is negative, a ``std`` is not
         positive, ``pad`` is out of range or ``seed`` is not an integer.
     """
-    sigma_scale = float(sigma_scale)
-    _check_inputs(noiseless, stats, sigma_scale, seed, name)
-    _refuse_constant_tilts(noiseless, name)
+    _check_noiseless(noiseless, name, tensor=True)
+    parts = spectral_noise_parts(
+        noiseless, stats, sigma_scale=sigma_scale, seed=seed, name=name, pad=pad
+    )
+    return collect_parts(parts, noiseless)
+
+
+def spectral_noise_parts(
+    noiseless: TiltStack,
+    stats: TiltStats,
+    *,
+    sigma_scale: float = 1.0,
+    seed: int,
+    name: str | None = None,
+    pad: float = DEFAULT_PAD,
+    device: torch.device | str | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield :func:`apply_spectral_noise`'s output as ``(first tilt, tilts)``, a part at a time.
+
+    ``noiseless`` may be a tilt-series in a file, read a part at a time; ``device``
+    (default: ``noiseless``' device, the CPU for a file) is where the parts are made.
+    The other arguments are checked when it is called, each part's values as it is read.
+    """
+    _check_noiseless(noiseless, name, tensor=False)
+    _check_noise_settings(noiseless, stats, sigma_scale, seed, name)
+    if stats.spectra is None:
+        raise ValueError(
+            "stats has no spectra for the spectral noise model; measure them with "
+            "estimate_tilt_stats(..., spectra=True) or use the published model"
+        )
+    if not 0.0 <= pad <= 0.5:
+        raise ValueError(f"pad must lie in [0, 0.5], got {pad}")
+    if device is None:
+        device = noiseless.device if isinstance(noiseless, torch.Tensor) else "cpu"
+    return _spectral_parts(
+        noiseless, stats, float(sigma_scale), int(seed), name, pad, torch.device(device)
+    )
+
+
+def _spectral_parts(
+    noiseless: TiltStack,
+    stats: TiltStats,
+    sigma_scale: float,
+    seed: int,
+    name: str | None,
+    pad: float,
+    device: torch.device,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield the parts of :func:`spectral_noise_parts`, whose arguments are checked."""
     spectra = stats.spectra
-    assert spectra is not None  # checked above
-
-    dtype, device = noiseless.dtype, noiseless.device
-    compute = dtype if dtype in (torch.float32, torch.float64) else torch.float32
+    assert spectra is not None  # checked by the caller
     frequency = spectra.frequency.to(device)
-
     amplitude = spectra.noise_power.to(device).sqrt() * sigma_scale
     transfer = spectra.transfer.to(device)
-    std = stats.std.to(device=device, dtype=compute)[:, None, None]
-    mean = stats.mean.to(device=device, dtype=compute)[:, None, None]
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    # As apply_noise: one draw of the whole stack, each part replaced by its output.
-    out = torch.randn(noiseless.shape, generator=generator, device=device, dtype=compute)
-    for part in _tilt_parts(noiseless.shape):
-        noise = radial_filter(out[part], amplitude[part], frequency)
-        signal = _standardise_or_zero(noiseless[part].to(compute))
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for part in _tilt_parts(torch.Size(noiseless.shape)):
+        tilts = _checked_part(noiseless, part, name, device)
+        compute = _compute_dtype(tilts.dtype)
+        std = stats.std[part].to(device=device, dtype=compute)[:, None, None]
+        mean = stats.mean[part].to(device=device, dtype=compute)[:, None, None]
+        # As apply_noise: the same white field, drawn a part at a time.
+        noise = radial_filter(
+            noise_field_part(generator, tilts, compute), amplitude[part], frequency
+        )
+        signal = _standardise_or_zero(tilts.to(compute))
         signal = radial_filter(signal, transfer[part], frequency, pad=pad)
-        out[part] = _standardise_or_zero(signal + noise) * std[part] + mean[part]
-    return out.to(dtype)
+        out = _standardise_or_zero(signal + noise) * std + mean
+        yield part.start, out.to(tilts.dtype)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from faket.conventions import TiltAngles, tilt_parts
+from faket.conventions import TiltAngles, TiltStack, tilt_parts
 from faket.errors import FaketInputError
 from faket.noise.spectral import TiltSpectra
 
@@ -142,17 +142,29 @@ def _check_tilt_series(x: torch.Tensor, name: str) -> None:
     """Raise FaketInputError unless ``x`` is a finite, floating ``(n_tilts, ny, nx)`` tensor."""
     if not isinstance(x, torch.Tensor):
         raise FaketInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 3:
-        raise FaketInputError(
-            f"{name} must be a tilt-series of shape (n_tilts, ny, nx), got shape {tuple(x.shape)}"
-        )
-    if not x.is_floating_point():
-        raise FaketInputError(f"{name} must have a floating-point dtype, got {x.dtype}")
-    if min(x.shape) == 0:
-        raise FaketInputError(f"{name} is empty (shape {tuple(x.shape)})")
+    _check_tilt_stack(x, name)
     bad = _nonfinite_tilts(x)
     if bad:
         raise FaketInputError(f"{name} has NaN or infinite values in tilt(s) {bad[:10]}")
+
+
+def _check_tilt_stack(x: TiltStack, name: str) -> None:
+    """Raise FaketInputError unless ``x`` is a non-empty ``(n_tilts, ny, nx)`` floating stack.
+
+    A tensor or one read from a file (its values are not read here).
+    """
+    if not isinstance(x, torch.Tensor) and not hasattr(x, "shape"):
+        raise FaketInputError(
+            f"{name} must be a torch.Tensor or a tilt stack, got {type(x).__name__}"
+        )
+    if len(x.shape) != 3:
+        raise FaketInputError(
+            f"{name} must be a tilt-series of shape (n_tilts, ny, nx), got shape {tuple(x.shape)}"
+        )
+    if isinstance(x, torch.Tensor) and not x.is_floating_point():
+        raise FaketInputError(f"{name} must have a floating-point dtype, got {x.dtype}")
+    if min(x.shape) == 0:
+        raise FaketInputError(f"{name} is empty (shape {tuple(x.shape)})")
 
 
 _FINITE_PART_VALUES = 2**22

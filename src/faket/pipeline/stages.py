@@ -135,6 +135,7 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     Skipped when its ``specimen.json`` holds the current resume key. Returns the
     seconds per stage (empty when skipped).
     """
+    from faket._runtime import returning_freed_memory
     from faket.io.alignments import write_xf
     from faket.io.specimen_files import write_specimen
     from faket.io.tilt_stack import write_mrc_in_parts
@@ -149,7 +150,9 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     set_threads(config)
     p, v = config.phantom, plan.voxel_size_a
     timer = StageTimer()
-    with timer("phantom"):
+    # The phantom's and the microscope's temporaries cannot reuse each other's freed blocks
+    # (:func:`faket._runtime.returning_freed_memory`); the projection's can.
+    with timer("phantom"), returning_freed_memory():
         scene = scene_from_entries(
             p.membranes,
             p.membrane_proteins,
@@ -182,7 +185,7 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
         write_mrc_in_parts(noiseless, spec.folder / "noiseless.mrc", voxel_size_a=v)
         del noiseless
     if plan.microscope is not None:
-        with timer("microscope"):
+        with timer("microscope"), returning_freed_memory():
             _image_reference(plan, volume, spec.folder / "reference.mrc", seed=spec.seed + 1)
     write_json(
         {

@@ -11,9 +11,9 @@ One noise field per tomogram: BASELINE, NOISY and CONTENT of every model draw it
 the same seed, as in the authors' code, so CONTENT is NOISY's noise realisation at a
 quarter of its amplitude, not a new draw (REFERENCE.md section 2).
 
-Memory: a tilt-series is held only while it is made; every later stage reads it back
-from its file a few tilts at a time (:class:`faket.io.tilt_stack.MrcTilts`), so a
-tomogram holds the noiseless series, one modality being made and the style's working
+Memory: no stage of a tomogram holds a tilt-series: each reads its inputs from their
+files a few tilts at a time (:class:`faket.io.tilt_stack.MrcTilts`) and writes its
+output as it is made, so a tomogram holds a part of a series and a stage's working
 memory, not the half-dozen series of the run (each 3 GB at 61 x 3500^2).
 """
 
@@ -22,12 +22,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
-from faket._runtime import release_free_memory
-from faket.io import read_json_object, read_mrc, read_noise_stats, write_mrc
+from faket._runtime import release_free_memory, returning_freed_memory
+from faket.io import read_json_object, read_noise_stats, write_mrc
 from faket.io.provenance import write_provenance
-from faket.io.tilt_stack import MrcTilts, MrcTiltWriter, write_mrc_in_parts
+from faket.io.tilt_stack import MrcTilts, MrcTiltWriter
 from faket.pipeline.layout import RANDOM_FAKET, model_suffix, reconstructed_names
 from faket.pipeline.references import prepared_path
 from faket.pipeline.stages import (
@@ -60,23 +58,24 @@ def _style_path(plan: RunPlan, index: int) -> Path:
     return plan.specimens[j].folder / "reference.mrc"
 
 
-def _make_modalities(
-    plan: RunPlan, index: int, noiseless: torch.Tensor, stats: list[Any], model: str
-) -> list[str]:
+def _make_modalities(plan: RunPlan, index: int, stats: list[Any], model: str) -> list[str]:
     """Write NOISY and CONTENT of one noise model (and BASELINE with the primary).
 
-    Each is made, written and let go before the next: the tilt-series a run needs later
-    are read back from their files. Returns the names written.
+    Each is made from ``noiseless.mrc`` read a part at a time and written as it is
+    made (:func:`faket.noise.modality_parts`): the stage holds a part, never a series.
+    Returns the names written.
     """
-    from faket.noise import make_modality
+    from faket.noise import modality_parts
 
     spec = plan.specimens[index]
     primary = model == plan.config.noise.model
     suffix = model_suffix(model, plan.config.noise.model)
+    noiseless = MrcTilts(spec.folder / "noiseless.mrc")
+    shape = (int(noiseless.shape[0]), int(noiseless.shape[1]), int(noiseless.shape[2]))
     names = []
     for modality in ("baseline", "noisy", "content") if primary else ("noisy", "content"):
         name = f"{modality}{suffix}"
-        series = make_modality(
+        parts = modality_parts(
             noiseless,
             stats,
             modality,
@@ -84,10 +83,12 @@ def _make_modalities(
             name=str(spec.folder / "noiseless.mrc"),
             model="published" if modality == "baseline" else model,
             at=plan.tilt_angles,
+            device=plan.device,
         )
-        write_mrc_in_parts(series, spec.folder / f"{name}.mrc", voxel_size_a=plan.voxel_size_a)
-        del series
-        release_free_memory()  # kept freed memory (faket) would grow per modality
+        path = spec.folder / f"{name}.mrc"
+        with MrcTiltWriter(path, shape, voxel_size_a=plan.voxel_size_a) as out:
+            for start, tilts in parts:
+                out.write(start, tilts)
         names.append(name)
     return names
 
@@ -153,11 +154,8 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
     made = ["noiseless"]
     for model in config.noise.models:
         suffix = model_suffix(model, config.noise.model)
-        with timer(f"modalities{suffix}"):
-            noiseless = torch.from_numpy(read_mrc(spec.folder / "noiseless.mrc", ndim=3).data)
-            noiseless = noiseless.to(torch.device(plan.device))
-            made += _make_modalities(plan, index, noiseless, stats, model)
-            del noiseless  # not held through the style: read again for the next model
+        with timer(f"modalities{suffix}"), returning_freed_memory():
+            made += _make_modalities(plan, index, stats, model)
         with timer(f"style{suffix}"):
             made.append(_make_faket(plan, index, suffix))
         if model in config.style.ablation_models:
