@@ -35,9 +35,6 @@ _PHANTOM_VOLUMES = 6
 """Volumes the phantom stage holds at its peak: the potential, two int32 masks, their
 written copies and the builder's working volumes. Measured (peak minus the process, in
 volumes): 5.4 at 512 x 1024^2 with 4 vesicles, 4.7 at 32 x 3500^2 without."""
-_MODALITY_HALF_SERIES = 5
-"""Half-series a modality being made holds: the noiseless, the noise field turned into
-the modality, and written pages (measured 2.15 series at 61 x 3500^2)."""
 _RECONSTRUCT_HALF_SERIES = 3
 """Half-series of the binned series a reconstruction holds, with its filtering chunks."""
 _RECONSTRUCT_TOMOGRAMS = 2
@@ -156,13 +153,14 @@ def estimate_resources(
     )
     style = max(style_bytes_per_tilt, config.style.memory_bytes)
     backbones = (2 if ablation else 1) * _BACKBONE_BYTES  # the random one is cached too
-    # Phase 3 streams: each tilt-series is held only while it is made and is read back
-    # from its file a part at a time, so its peak is the largest of its steps, whatever
-    # the number of modalities: the noiseless series and one modality being made; the
-    # style's budget with its batch; the binned series, the operator and one tomogram.
+    # Phase 3 streams: no step holds a tilt-series (each is read from its file and written
+    # a part at a time), so its peak is the largest of its steps, whatever the number of
+    # modalities: a part of the noiseless series and of the modality with the noise
+    # formula's temporaries; the style's budget with its batch; the binned series, the
+    # operator and one tomogram.
     tilt = _F32 * ny * nx
     noise_part = max(tilt, _NOISE_PART_BYTES)  # parts are whole tilts
-    modalities = _MODALITY_HALF_SERIES * series // 2 + _NOISE_TEMPORARIES * noise_part + _PART_BYTES
+    modalities = (_NOISE_TEMPORARIES + 2) * noise_part
     styling = style + _STYLE_BATCH_COPIES * tilt  # a batch is one tilt where memory is short
     binned = series // b**2
     reconstruct = (

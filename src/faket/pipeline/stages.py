@@ -150,8 +150,8 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     set_threads(config)
     p, v = config.phantom, plan.voxel_size_a
     timer = StageTimer()
-    # The phantom's and the microscope's temporaries cannot reuse each other's freed blocks
-    # (:func:`faket._runtime.returning_freed_memory`); the projection's can.
+    # Phase 1 gains nothing from kept freed memory and its stages' temporaries differ in
+    # size, so kept blocks would only raise their peaks (faket._runtime.returning_freed_memory).
     with timer("phantom"), returning_freed_memory():
         scene = scene_from_entries(
             p.membranes,
@@ -176,7 +176,7 @@ def prepare_specimen(plan: RunPlan, index: int) -> dict[str, float]:
     volume = torch.from_numpy(specimen.grandmodel).to(torch.device(plan.device))
     n_particles = len(specimen.particles)
     del specimen  # its masks are written; projection and microscope need the volume only
-    with timer("project"):
+    with timer("project"), returning_freed_memory():
         noiseless = project_tilt_series(volume, plan.tilt_angles)
         write_tilt_angles(plan.tilt_angles, spec.folder / "tilt_angles.tlt")
         # The simulated modalities are aligned by construction: an identity .xf for tools
