@@ -76,8 +76,9 @@ def returning_freed_memory() -> Iterator[None]:
     blocks are allocated again and again (a network's activations: the style transfer
     ran at half speed without it), but in a stage whose temporaries differ in size (the
     phantom builder, the projection, the microscope's volumes and tilts) the kept blocks
-    are not reused and add to its peak: measured at 61 x 3500^2, 0.2 to 1.8 GiB a stage,
-    for the microscope's time halved, the others' unchanged. Such a stage runs inside
+    are not reused and add to its peak: measured at 61 x 3500^2, 0.2 to 3 GiB a stage
+    (the reconstruction's varying from run to run), for at most 2x the time of the
+    microscope and 1.3x that of the reconstruction, the others' unchanged. Such a stage runs inside
     this block; where freed memory is not kept it changes nothing. On exit the heap is
     trimmed and the setting restored.
     """
