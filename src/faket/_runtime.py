@@ -78,9 +78,9 @@ def returning_freed_memory() -> Iterator[None]:
     phantom builder, the projection, the microscope's volumes and tilts) the kept blocks
     are not reused and add to its peak: measured at 61 x 3500^2, 0.2 to 3 GiB a stage
     (the reconstruction's varying from run to run), for at most 2x the time of the
-    microscope and 1.3x that of the reconstruction, the others' unchanged. Such a stage runs inside
-    this block; where freed memory is not kept it changes nothing. On exit the heap is
-    trimmed and the setting restored.
+    microscope and 1.3x that of the reconstruction, the others' unchanged. Such a stage
+    runs inside this block; where freed memory is not kept it changes nothing. On exit
+    the heap is trimmed and the setting restored.
     """
     if not _kept:
         yield

@@ -31,6 +31,7 @@ __all__ = [
     "collect_parts",
     "make_modality",
     "modality_parts",
+    "noise_parts",
 ]
 
 _PART_VALUES = 2**24
@@ -177,11 +178,38 @@ def apply_noise(
         or ``seed`` is not an integer.
     """
     _check_noiseless(noiseless, name, tensor=True)
+    parts = noise_parts(noiseless, stats, sigma_scale=sigma_scale, seed=seed, name=name)
+    return collect_parts(parts, noiseless)
+
+
+def noise_parts(
+    noiseless: TiltStack,
+    stats: TiltStats,
+    *,
+    sigma_scale: float = 1.0,
+    seed: int,
+    name: str | None = None,
+    device: torch.device | str | None = None,
+) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield :func:`apply_noise`'s output as ``(first tilt, tilts)``, a part at a time.
+
+    ``noiseless`` may be a tilt-series in a file, read a part at a time; ``device``
+    (default: ``noiseless``' device, the CPU for a file) is where the parts are made.
+    The other arguments are checked when it is called, each part's values as it is read.
+    """
+    _check_noiseless(noiseless, name, tensor=False)
     _check_noise_settings(noiseless, stats, sigma_scale, seed, name)
     if not bool((stats.sigma >= 0).all()):
         raise ValueError("every tilt's sigma must be >= 0")
-    parts = _noise_parts(noiseless, stats, float(sigma_scale), int(seed), name, noiseless.device)
-    return collect_parts(parts, noiseless)
+    where = parts_device(noiseless, device)
+    return _noise_parts(noiseless, stats, float(sigma_scale), int(seed), name, where)
+
+
+def parts_device(noiseless: TiltStack, device: torch.device | str | None) -> torch.device:
+    """Return where the parts of ``noiseless`` are made: ``device``, else its own (CPU)."""
+    if device is not None:
+        return torch.device(device)
+    return noiseless.device if isinstance(noiseless, torch.Tensor) else torch.device("cpu")
 
 
 def _check_noiseless(noiseless: TiltStack, name: str | None, *, tensor: bool) -> None:
@@ -384,9 +412,6 @@ def modality_parts(
         raise ValueError(
             f"unknown noise model {model!r}; valid models are {', '.join(NOISE_MODELS)}"
         )
-    _check_noiseless(noiseless, name, tensor=False)
-    if device is None:
-        device = noiseless.device if isinstance(noiseless, torch.Tensor) else "cpu"
     spec = MODALITIES[modality]
     if model == "spectral":
         from faket.noise.spectral_generate import spectral_noise_parts
@@ -403,8 +428,6 @@ def modality_parts(
             noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name, device=device
         )
     stats = aggregate_tilt_stats(measured, spec.order, at=at)
-    _check_noise_settings(noiseless, stats, spec.sigma_scale, seed, name)
-    if not bool((stats.sigma >= 0).all()):
-        raise ValueError("every tilt's sigma must be >= 0")
-    parts = _noise_parts(noiseless, stats, spec.sigma_scale, int(seed), name, torch.device(device))
-    return parts
+    return noise_parts(
+        noiseless, stats, sigma_scale=spec.sigma_scale, seed=seed, name=name, device=device
+    )

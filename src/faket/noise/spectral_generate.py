@@ -41,6 +41,7 @@ from faket.noise.generate import (
     _tilt_parts,
     collect_parts,
     noise_field_part,
+    parts_device,
 )
 from faket.noise.stats import TiltStats
 
@@ -185,11 +186,8 @@ def spectral_noise_parts(
         )
     if not 0.0 <= pad <= 0.5:
         raise ValueError(f"pad must lie in [0, 0.5], got {pad}")
-    if device is None:
-        device = noiseless.device if isinstance(noiseless, torch.Tensor) else "cpu"
-    return _spectral_parts(
-        noiseless, stats, float(sigma_scale), int(seed), name, pad, torch.device(device)
-    )
+    where = parts_device(noiseless, device)
+    return _spectral_parts(noiseless, stats, float(sigma_scale), int(seed), name, pad, where)
 
 
 def _spectral_parts(

@@ -224,7 +224,7 @@ def _image_reference(plan: RunPlan, volume: torch.Tensor, path: Path, *, seed: i
         for tilt in tilts:
             out.write(tilt.record.index, tilt.counts[None])
             records.append(dataclasses.asdict(tilt.record))
-            release_free_memory()  # kept freed memory (faket) would grow from tilt to tilt
+            release_free_memory()  # the free pages inside the heap, which glibc keeps
     write_microscope_alignment(
         records,
         path,

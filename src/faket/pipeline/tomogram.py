@@ -174,7 +174,7 @@ def make_tomogram(plan: RunPlan, index: int) -> dict[str, float]:
                 )
                 write_mrc(tomogram, spec.folder / f"tomogram_{name}.mrc", voxel_size_a=size)
                 del tomogram
-                release_free_memory()  # kept freed memory (faket) would grow per modality
+                release_free_memory()  # the free pages inside the heap, which glibc keeps
     phase1 = read_json_object(spec.folder / "specimen.json") or {}
     timings = {**phase1.get("timings_s", {}), **timer.seconds}
     peaks = {**phase1.get("peak_memory_gib", {}), **timer.peak_gib}
